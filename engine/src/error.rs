@@ -1,0 +1,66 @@
+//! The one error type of the `vigil` engine crate.
+
+use datafusion::error::DataFusionError;
+use vigil_query::QueryError;
+use vigil_storage::StorageError;
+
+/// Result alias of the engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Everything an embedding program can get back from [`crate::Db`].
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store refused or failed a write, or could not open.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+
+    /// The SQL session could not be set up.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+
+    /// Planning or running SQL failed; for bad SQL the message points at the problem.
+    #[error("{}", describe(.0))]
+    Sql(#[from] DataFusionError),
+
+    /// A blocking task (a write or flush run off the async runtime) did not finish.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl EngineError {
+    /// True when the caller sent something wrong (bad SQL, a bad batch): retrying the same
+    /// request will fail the same way.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            EngineError::Storage(e) => e.is_user_error(),
+            EngineError::Query(_) => true,
+            EngineError::Sql(e) => is_user_datafusion_error(e),
+            EngineError::Task(_) => false,
+        }
+    }
+}
+
+fn is_user_datafusion_error(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => true,
+        DataFusionError::NotImplemented(_) => true,
+        DataFusionError::Context(_, inner) => is_user_datafusion_error(inner),
+        DataFusionError::Diagnostic(_, inner) => is_user_datafusion_error(inner),
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<StorageError>()
+            .is_some_and(StorageError::is_user_error),
+        _ => false,
+    }
+}
+
+/// DataFusion's messages, without the nested "External error: " noise for store errors.
+fn describe(e: &DataFusionError) -> String {
+    match e {
+        DataFusionError::External(inner) => match inner.downcast_ref::<StorageError>() {
+            Some(storage) => storage.to_string(),
+            None => e.to_string(),
+        },
+        DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", describe(inner)),
+        _ => e.to_string(),
+    }
+}

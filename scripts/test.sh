@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. Installs what a fresh machine lacks first
+# (clang and libclang for RocksDB's bindings).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_install=()
+command -v clang >/dev/null 2>&1 || need_install+=(clang)
+ldconfig -p 2>/dev/null | grep -q 'libclang' || ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_install+=(libclang-dev)
+if [ ${#need_install[@]} -gt 0 ]; then
+    echo "installing ${need_install[*]} (needed to build RocksDB's bindings)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-dev >/dev/null
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast --lib --bins --tests
+fi
+cargo test --workspace --doc

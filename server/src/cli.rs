@@ -1,0 +1,154 @@
+//! Command-line arguments and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use vigil::{Db, DbOptions, Durability, SignalKind, StoreOptions};
+
+use crate::generate::{GenerateFormat, generate};
+use crate::import::{FileFormat, import_files};
+use crate::output::{OutputFormat, print_batches};
+
+/// vigil: an embedded time-series and event-correlation database for Kubernetes security.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DurabilityArg {
+    /// fsync before acknowledging (group commit across writers)
+    Sync,
+    /// acknowledge once handed to the OS: survives kill -9, not power loss
+    Buffered,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Buffered => Durability::Buffered,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import Parquet, CSV or NDJSON files of one signal kind; each file is all or nothing.
+    Import {
+        /// The store directory (created if missing).
+        #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+        data_dir: PathBuf,
+        /// Signal kind of every row: metric, log, span, audit or event.
+        #[arg(long)]
+        kind: String,
+        /// File format; `auto` goes by the extension (.parquet, .csv, .ndjson/.jsonl/.json).
+        #[arg(long, value_enum, default_value_t = FileFormat::Auto)]
+        format: FileFormat,
+        #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+        durability: DurabilityArg,
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run one SQL statement and print its result.
+    Sql {
+        #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+        data_dir: PathBuf,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// The statement, e.g. "SELECT count(*) FROM metrics".
+        query: String,
+    },
+    /// Write a seeded synthetic cluster's telemetry to files, one per kind, for `vigil import`.
+    Generate {
+        /// Directory for `metrics.parquet`, `logs.parquet`, ...
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        /// Hours of telemetry, from 2024-05-01T00:00:00Z.
+        #[arg(long, default_value_t = 1.0)]
+        hours: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = GenerateFormat::Parquet)]
+        format: GenerateFormat,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Generate {
+            out,
+            pods,
+            hours,
+            seed,
+            format,
+        } => {
+            for (kind, path, rows) in generate(&out, pods, hours, seed, format)? {
+                eprintln!("wrote {rows:>10} {kind} rows to {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            data_dir,
+            kind,
+            format,
+            durability,
+            files,
+        } => {
+            let kind: SignalKind = kind.parse()?;
+            let db = open(&data_dir, durability.into())?;
+            let report = import_files(&db, kind, format, &files);
+            db.flush().context("flushing imported rows to segments")?;
+            db.close()?;
+            for failure in &report.failures {
+                eprintln!("error: {failure}");
+            }
+            eprintln!(
+                "imported {} rows of kind {kind} from {} file(s) into {}{}",
+                report.rows,
+                report.files_ok,
+                data_dir.display(),
+                if report.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} file(s) rejected, nothing of them was stored", report.failures.len())
+                }
+            );
+            Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Sql { data_dir, format, query } => {
+            let db = open(&data_dir, Durability::Sync)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let result = runtime.block_on(db.query(&query));
+            let batches = match result {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            print_batches(&batches, format, &mut std::io::stdout().lock())?;
+            db.close()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open(dir: &std::path::Path, durability: Durability) -> Result<Db> {
+    let options = DbOptions {
+        store: StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+        ..DbOptions::default()
+    };
+    Db::open_with(dir, options).with_context(|| format!("opening the store in {}", dir.display()))
+}

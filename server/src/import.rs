@@ -1,0 +1,252 @@
+//! `vigil import`: Parquet, CSV and NDJSON files of one kind into the store, all or nothing
+//! per file. Column names are the documented ones (`docs/schema.md`).
+//!
+//! - Parquet: any column types the store accepts (see `vigil_storage::validate`).
+//! - CSV (with a header row): `ts` as RFC 3339 text or integer nanoseconds; map and list
+//!   columns (`attributes`, `groups`, `source_ips`) as JSON text.
+//! - NDJSON: one object per line; `ts` as RFC 3339 text or integer nanoseconds; maps as
+//!   objects, lists as arrays.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListBuilder, MapBuilder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use vigil::schema::{ColumnType, column, kind_schema, ts_type};
+use vigil::{Db, SignalKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    Auto,
+    Parquet,
+    Csv,
+    Ndjson,
+}
+
+impl FileFormat {
+    fn resolve(self, path: &Path) -> Result<FileFormat> {
+        if self != FileFormat::Auto {
+            return Ok(self);
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" | "pq" => Ok(FileFormat::Parquet),
+            "csv" => Ok(FileFormat::Csv),
+            "ndjson" | "jsonl" | "json" => Ok(FileFormat::Ndjson),
+            _ => bail!("cannot tell the format of {} from its extension; pass --format", path.display()),
+        }
+    }
+}
+
+/// The outcome of importing several files.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub files_ok: usize,
+    pub rows: usize,
+    /// One message per rejected file.
+    pub failures: Vec<String>,
+}
+
+pub fn import_files(db: &Db, kind: SignalKind, format: FileFormat, files: &[PathBuf]) -> ImportReport {
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} importing {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut report = ImportReport::default();
+    for path in files {
+        bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let outcome = read_file(path, kind, format)
+            .and_then(|batches| db.write_all(kind, &batches).map_err(anyhow::Error::from));
+        match outcome {
+            Ok(receipt) => {
+                report.files_ok += 1;
+                report.rows += receipt.rows;
+            }
+            Err(e) => report.failures.push(format!("{}: {e:#}", path.display())),
+        }
+        bar.inc(size);
+    }
+    bar.finish_and_clear();
+    report
+}
+
+/// Reads a whole file into batches (not yet validated against the kind).
+pub fn read_file(path: &Path, kind: SignalKind, format: FileFormat) -> Result<Vec<RecordBatch>> {
+    let format = format.resolve(path)?;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    match format {
+        FileFormat::Parquet => read_parquet(file),
+        FileFormat::Csv => read_csv(file, kind),
+        FileFormat::Ndjson => read_ndjson(file, kind),
+        FileFormat::Auto => unreachable!("resolved above"),
+    }
+}
+
+fn read_parquet(file: File) -> Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .context("not a readable Parquet file")?
+        .with_batch_size(8192)
+        .build()?;
+    reader.map(|b| b.context("reading Parquet rows")).collect()
+}
+
+fn read_csv(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
+    let mut reader = BufReader::new(file);
+    let mut header = String::new();
+    reader.read_line(&mut header).context("reading the CSV header")?;
+    let names: Vec<String> = csv_header(&header);
+    if names.is_empty() {
+        bail!("the CSV file has no header row");
+    }
+    // Read every column as text, then convert each to the kind's type.
+    let text_schema = Arc::new(Schema::new(
+        names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>(),
+    ));
+    reader.rewind()?;
+    let csv = arrow::csv::ReaderBuilder::new(Arc::clone(&text_schema))
+        .with_header(true)
+        .with_batch_size(8192)
+        .build(reader)?;
+    let mut out = Vec::new();
+    let mut first_row = 2; // line numbers: the header is line 1
+    for batch in csv {
+        let batch = batch.context("reading CSV rows")?;
+        out.push(convert_text_columns(&batch, kind, first_row)?);
+        first_row += batch.num_rows();
+    }
+    Ok(out)
+}
+
+fn csv_header(line: &str) -> Vec<String> {
+    line.trim_end_matches(['\r', '\n'])
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Converts the text columns of a CSV batch to the kind's column types.
+fn convert_text_columns(batch: &RecordBatch, kind: SignalKind, first_line: usize) -> Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        let spec = column(kind, field.name()).ok_or_else(|| {
+            anyhow!("column `{}` is not a column of kind {kind} (see docs/schema.md)", field.name())
+        })?;
+        let text = array.as_string::<i32>();
+        let converted: ArrayRef = match spec.ty {
+            ColumnType::Utf8 => Arc::clone(array),
+            ColumnType::Timestamp => parse_timestamps(text, field.name(), first_line)?,
+            ColumnType::StringMap => parse_json_maps(text, field.name(), first_line)?,
+            ColumnType::StringList => parse_json_lists(text, field.name(), first_line)?,
+            other => arrow::compute::cast(array, &other.data_type())
+                .with_context(|| format!("column `{}` (lines {first_line}..)", field.name()))?,
+        };
+        fields.push(Field::new(field.name(), converted.data_type().clone(), true));
+        columns.push(converted);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+fn parse_timestamps(text: &arrow::array::StringArray, name: &str, first_line: usize) -> Result<ArrayRef> {
+    let mut out = Vec::with_capacity(text.len());
+    for (i, v) in text.iter().enumerate() {
+        out.push(match v {
+            None => None,
+            Some(s) if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') => Some(
+                s.parse::<i64>()
+                    .with_context(|| format!("column `{name}`, line {}: `{s}` is not a timestamp", first_line + i))?,
+            ),
+            Some(s) => Some(
+                arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s).with_context(|| {
+                    format!("column `{name}`, line {}: `{s}` is not an RFC 3339 timestamp", first_line + i)
+                })?,
+            ),
+        });
+    }
+    let ns = Int64Array::from(out);
+    Ok(arrow::compute::cast(&ns, &ts_type())?)
+}
+
+fn parse_json_maps(text: &arrow::array::StringArray, name: &str, first_line: usize) -> Result<ArrayRef> {
+    let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for (i, v) in text.iter().enumerate() {
+        match v {
+            None => builder.append(false)?,
+            Some(s) => {
+                let value: serde_json::Value = serde_json::from_str(s)
+                    .with_context(|| format!("column `{name}`, line {}: not a JSON object", first_line + i))?;
+                let object = value
+                    .as_object()
+                    .ok_or_else(|| anyhow!("column `{name}`, line {}: not a JSON object", first_line + i))?;
+                for (k, v) in object {
+                    builder.keys().append_value(k);
+                    match v {
+                        serde_json::Value::Null => builder.values().append_null(),
+                        serde_json::Value::String(s) => builder.values().append_value(s),
+                        other => builder.values().append_value(other.to_string()),
+                    }
+                }
+                builder.append(true)?;
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn parse_json_lists(text: &arrow::array::StringArray, name: &str, first_line: usize) -> Result<ArrayRef> {
+    let mut builder = ListBuilder::new(StringBuilder::new());
+    for (i, v) in text.iter().enumerate() {
+        match v {
+            None => builder.append(false),
+            Some(s) => {
+                let value: serde_json::Value = serde_json::from_str(s)
+                    .with_context(|| format!("column `{name}`, line {}: not a JSON array", first_line + i))?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| anyhow!("column `{name}`, line {}: not a JSON array", first_line + i))?;
+                for item in items {
+                    match item {
+                        serde_json::Value::String(s) => builder.values().append_value(s),
+                        serde_json::Value::Null => builder.values().append_null(),
+                        other => builder.values().append_value(other.to_string()),
+                    }
+                }
+                builder.append(true);
+            }
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn read_ndjson(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
+    let schema: SchemaRef = kind_schema(kind);
+    // Every field nullable here: a missing required field is reported by the store's
+    // validation, which names it, rather than as a decoder error.
+    let loose = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let reader = arrow::json::ReaderBuilder::new(loose)
+        .with_strict_mode(true)
+        .with_batch_size(8192)
+        .build(BufReader::new(file))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        out.push(batch.context("reading NDJSON")?);
+    }
+    Ok(out)
+}

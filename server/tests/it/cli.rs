@@ -1,0 +1,126 @@
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("run vigil")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sql(store: &Path, query: &str) -> String {
+    let o = vigil(&["sql", "--data-dir", store.to_str().unwrap(), "--format", "csv", query]);
+    assert!(o.status.success(), "{query}: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn csv_import_is_all_or_nothing_per_file_and_names_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = dir.path().join("good.csv");
+    let bad = dir.path().join("bad.csv");
+    let mut text = String::from("ts,namespace,pod,name,value,attributes\n");
+    for i in 0..5000 {
+        text.push_str(&format!(
+            "2024-05-01T10:{:02}:{:02}Z,shop,web-{},cpu,{}.5,\"{{\"\"mode\"\":\"\"user\"\"}}\"\n",
+            i / 60 % 60,
+            i % 60,
+            i % 3,
+            i
+        ));
+    }
+    std::fs::write(&good, &text).unwrap();
+    let mut broken = text.clone();
+    broken.push_str("2024-05-01T11:00:00Z,shop,web-1,cpu,not-a-number,\n");
+    std::fs::write(&bad, broken).unwrap();
+
+    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "metric", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert!(!o.status.success(), "a rejected file makes the import fail");
+    let err = stderr(&o);
+    assert!(err.contains("bad.csv") && err.contains("value"), "{err}");
+    assert!(err.contains("1 file(s) rejected"), "{err}");
+
+    // The good file is in, none of the bad one.
+    assert_eq!(sql(&store, "SELECT count(*) AS n FROM metrics"), "n\n5000\n");
+    assert_eq!(sql(&store, "SELECT attributes['mode'] AS m FROM metrics LIMIT 1"), "m\nuser\n");
+}
+
+#[test]
+fn ndjson_and_parquet_imports_and_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let audit = dir.path().join("audit.ndjson");
+    std::fs::write(
+        &audit,
+        concat!(
+            r#"{"ts":"2024-05-01T10:00:00Z","namespace":"shop","pod":"miner-7","verb":"list","resource":"secrets","user":"system:serviceaccount:shop:default","groups":["system:serviceaccounts"],"response_code":200}"#,
+            "\n",
+            r#"{"ts":1714557600000000000,"verb":"get","resource":"pods","user":"alice","source_ips":["192.0.2.1"]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "audit", audit.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        sql(&store, "SELECT user, groups[1] AS g, source_ips[1] AS ip FROM audit ORDER BY ts"),
+        "user,g,ip\nsystem:serviceaccount:shop:default,system:serviceaccounts,\nalice,,192.0.2.1\n"
+    );
+
+    let unknown = dir.path().join("unknown.ndjson");
+    std::fs::write(&unknown, r#"{"ts":"2024-05-01T10:00:00Z","verb":"get","verbb":"typo"}"#).unwrap();
+    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "audit", unknown.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("verbb"), "{}", stderr(&o));
+
+    let garbage = dir.path().join("garbage.parquet");
+    std::fs::write(&garbage, b"PAR1 this is not really parquet").unwrap();
+    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "audit", garbage.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("garbage.parquet") && stderr(&o).contains("Parquet"), "{}", stderr(&o));
+
+    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "metrix", audit.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown signal kind `metrix`"), "{}", stderr(&o));
+
+    // Nothing of the rejected files got in.
+    assert_eq!(sql(&store, "SELECT count(*) AS n FROM audit"), "n\n2\n");
+}
+
+#[test]
+fn generated_telemetry_imports_and_queries_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = dir.path().join("store");
+    let o = vigil(&["generate", "--out", data.to_str().unwrap(), "--pods", "12", "--hours", "0.25", "--format", "ndjson"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for table in ["metrics", "logs", "spans", "audit", "events"] {
+        let file = data.join(format!("{table}.ndjson"));
+        let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+        let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", table, file.to_str().unwrap()]);
+        assert!(o.status.success(), "{table}: {}", stderr(&o));
+        assert_eq!(sql(&store, &format!("SELECT count(*) AS n FROM {table}")), format!("n\n{lines}\n"), "{table}");
+    }
+    let json = vigil(&["sql", "--data-dir", store.to_str().unwrap(), "--format", "json", "SELECT kind, count(*) AS n FROM signals WHERE kind = 'event' GROUP BY kind"]);
+    assert!(json.status.success());
+    assert_eq!(stdout(&json).trim(), r#"[{"kind":"event","n":60}]"#);
+    let table = vigil(&["sql", "--data-dir", store.to_str().unwrap(), "SELECT count(DISTINCT pod) AS pods FROM metrics"]);
+    assert!(stdout(&table).contains("| 12   |") && stdout(&table).contains("(1 row)"), "{}", stdout(&table));
+}
+
+#[test]
+fn bad_sql_exits_non_zero_with_the_problem_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = vigil(&["sql", "--data-dir", dir.path().to_str().unwrap(), "SELECT * FROM nowhere"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nowhere"), "{}", stderr(&o));
+    let o = vigil(&["sql", "--data-dir", dir.path().to_str().unwrap(), "SELEC 1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("SELEC"), "{}", stderr(&o));
+}

@@ -1,0 +1,83 @@
+//! The five signal kinds vigil stores, and their names in SQL and on disk.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::StorageError;
+
+/// A kind of signal. Every row belongs to exactly one kind; every segment holds one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SignalKind {
+    Metric,
+    Log,
+    Span,
+    Audit,
+    Event,
+}
+
+impl SignalKind {
+    /// All kinds, in their on-disk code order.
+    pub const ALL: [SignalKind; 5] = [
+        SignalKind::Metric,
+        SignalKind::Log,
+        SignalKind::Span,
+        SignalKind::Audit,
+        SignalKind::Event,
+    ];
+
+    /// The singular name used in the `kind` column and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Metric => "metric",
+            SignalKind::Log => "log",
+            SignalKind::Span => "span",
+            SignalKind::Audit => "audit",
+            SignalKind::Event => "event",
+        }
+    }
+
+    /// The SQL table that exposes this kind.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            SignalKind::Metric => "metrics",
+            SignalKind::Log => "logs",
+            SignalKind::Span => "spans",
+            SignalKind::Audit => "audit",
+            SignalKind::Event => "events",
+        }
+    }
+
+    /// The byte that identifies the kind in WAL records and segment metadata.
+    pub fn code(self) -> u8 {
+        match self {
+            SignalKind::Metric => 1,
+            SignalKind::Log => 2,
+            SignalKind::Span => 3,
+            SignalKind::Audit => 4,
+            SignalKind::Event => 5,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<SignalKind> {
+        SignalKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SignalKind {
+    type Err = StorageError;
+
+    /// Accepts the singular name (`metric`) and the table name (`metrics`), in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        SignalKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == lower || k.table_name() == lower)
+            .ok_or_else(|| StorageError::UnknownKind(s.to_string()))
+    }
+}

@@ -1,0 +1,225 @@
+//! The store: one directory holding a RocksDB database (hot rows, pod dictionary, manifest)
+//! and a `segments/` directory of Parquet files.
+//!
+//! Writers call [`Store::write`]; a committer thread groups concurrent writes into one
+//! RocksDB write (one fsync in `sync` mode) and publishes them in a new [`Version`] before
+//! acknowledging. A background thread flushes hot rows into segments and compacts small
+//! segments. Readers take [`Store::version`] and never block writers.
+
+mod background;
+mod commit;
+mod compaction;
+mod flush;
+mod open;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Result, StorageError};
+use crate::kind::SignalKind;
+use crate::kv::{Kv, encode_hot};
+use crate::options::StoreOptions;
+use crate::pods::{PodDictionary, pod_keys};
+use crate::validate::normalize;
+use crate::version::Version;
+
+pub use compaction::CompactionStats;
+pub use flush::FlushStats;
+
+use commit::CommitRequest;
+
+/// What an acknowledged write returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteReceipt {
+    /// Rows made durable.
+    pub rows: usize,
+    /// WAL sequence numbers given to the write's batches (equal for a single batch).
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// State shared by the store handle, the committer and the background worker.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub segments_dir: PathBuf,
+    pub options: StoreOptions,
+    pub kv: Kv,
+    pub pods: PodDictionary,
+    pub version: RwLock<Version>,
+    pub next_seq: AtomicU64,
+    pub next_segment_id: AtomicU64,
+    pub flush_lock: Mutex<()>,
+    pub compaction_lock: Mutex<()>,
+    /// Signalled after every flush, for writers stalled on too many hot rows.
+    pub flushed: (Mutex<u64>, Condvar),
+    pub closing: AtomicBool,
+}
+
+impl Shared {
+    pub fn current(&self) -> Version {
+        self.version.read().clone()
+    }
+
+    fn allocate_segment_id(&self) -> u64 {
+        self.next_segment_id.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+/// An open store. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Store {
+    shared: Arc<Shared>,
+    commit_tx: RwLock<Option<Sender<CommitRequest>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    background: Mutex<Option<background::Worker>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.shared.dir).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, recovering from any earlier crash: acknowledged
+    /// rows come back exactly once, half-written segments are deleted.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        open::open(dir.as_ref(), options)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
+    }
+
+    /// Validates, makes durable and publishes one batch of `kind`. Blocks until the batch is
+    /// durable (per the durability mode) and visible to every later [`Store::version`].
+    pub fn write(&self, kind: SignalKind, batch: &RecordBatch) -> Result<WriteReceipt> {
+        self.write_all(kind, std::slice::from_ref(batch))
+    }
+
+    /// Like [`Store::write`] for several batches of one kind, all or nothing: after a crash
+    /// either every batch is there or none is.
+    pub fn write_all(&self, kind: SignalKind, batches: &[RecordBatch]) -> Result<WriteReceipt> {
+        let mut parts = Vec::with_capacity(batches.len());
+        let mut pods = Vec::new();
+        for batch in batches {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = normalize(kind, batch)?;
+            pods.extend(pod_keys(&batch));
+            let record = encode_hot(kind, &batch)?;
+            parts.push((batch, record));
+        }
+        if parts.is_empty() {
+            return Ok(WriteReceipt::default());
+        }
+        self.stall_while_too_many_hot_rows();
+        let (reply, receipt) = crossbeam_channel::bounded(1);
+        {
+            let tx = self.commit_tx.read();
+            let tx = tx.as_ref().ok_or(StorageError::ShuttingDown)?;
+            tx.send(CommitRequest {
+                kind,
+                parts,
+                pods,
+                reply,
+            })
+            .map_err(|_| StorageError::ShuttingDown)?;
+        }
+        receipt.recv().map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Blocks while more rows are hot than `stall_rows`, so memory stays bounded when
+    /// writers outrun the flusher. Only with background flushing on.
+    fn stall_while_too_many_hot_rows(&self) {
+        if !self.shared.options.background {
+            return;
+        }
+        let (lock, cvar) = &self.shared.flushed;
+        let mut guard = lock.lock();
+        while self.shared.current().hot_rows() > self.shared.options.stall_rows
+            && !self.shared.closing.load(Ordering::SeqCst)
+        {
+            if let Some(worker) = self.background.lock().as_ref() {
+                worker.wake();
+            }
+            cvar.wait_for(&mut guard, Duration::from_millis(100));
+        }
+    }
+
+    /// The current state: hot rows and live segments. Never changes once returned.
+    pub fn version(&self) -> Version {
+        self.shared.current()
+    }
+
+    /// The pod dictionary.
+    pub fn pods(&self) -> &PodDictionary {
+        &self.shared.pods
+    }
+
+    /// Writes every hot row into segments now.
+    pub fn flush(&self) -> Result<FlushStats> {
+        flush::flush(&self.shared)
+    }
+
+    /// Merges every window's small segments now (however few there are).
+    pub fn compact(&self) -> Result<CompactionStats> {
+        compaction::compact(&self.shared, 2)
+    }
+
+    /// Reads every segment file and checks its size and CRC against the manifest.
+    pub fn verify(&self) -> Result<()> {
+        for segment in self.version().segments.iter() {
+            let meta = segment.meta();
+            let bytes = std::fs::read(segment.path()).map_err(|e| StorageError::io(segment.path(), e))?;
+            if bytes.len() as u64 != meta.file_size {
+                return Err(StorageError::corrupted(
+                    segment.path(),
+                    format!("file has {} bytes, the manifest says {}", bytes.len(), meta.file_size),
+                ));
+            }
+            let crc = crc32fast::hash(&bytes);
+            if crc != meta.crc32 {
+                return Err(StorageError::corrupted(
+                    segment.path(),
+                    format!("CRC-32 {crc:08x} does not match the manifest's {:08x}", meta.crc32),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the background worker and the committer, after every write already sent has
+    /// been acknowledged or refused. Hot rows stay in the WAL; nothing needs flushing.
+    pub fn close(&self) -> Result<()> {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(worker) = self.background.lock().take() {
+            worker.stop();
+        }
+        self.commit_tx.write().take();
+        let committer = self.committer.lock().take();
+        if let Some(handle) = committer {
+            let _ = handle.join();
+            // Only the first close does this; later calls find nothing to stop.
+            self.shared.kv.flush_memtables()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,8 @@
+//! vigil's workspace-level integration tests: one binary, one module per subject.
+
+mod architecture;
+mod bad_input;
+mod crash;
+mod pruning;
+mod slt;
+mod support;

@@ -1,0 +1,40 @@
+//! Helpers shared by vigil's workspace-level tests and the crash-test child process.
+
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+/// 2023-11-14T22:13:20Z, the start of every synthetic test series.
+pub const T0: i64 = 1_700_000_000_000_000_000;
+
+/// Rows of the crash test's batch `id`: a pure function of the id, so a reader can tell a
+/// whole batch from a partial one without having seen it acknowledged.
+pub fn crash_batch_rows(id: u64) -> usize {
+    1 + (id.wrapping_mul(2_654_435_761) % 300) as usize
+}
+
+/// A metric batch whose every row carries `value = id`, spread over a few pods.
+pub fn crash_batch(id: u64) -> RecordBatch {
+    let rows = crash_batch_rows(id);
+    let ts: Vec<i64> = (0..rows).map(|i| T0 + (id as i64 % 5_000) * 1_000_000_000 + i as i64).collect();
+    let pods: Vec<String> = (0..rows).map(|i| format!("pod-{}", (id as usize + i) % 37)).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new("namespace", DataType::Utf8, true),
+        Field::new("pod", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")),
+            Arc::new(StringArray::from(vec!["crash"; rows])),
+            Arc::new(StringArray::from(pods)),
+            Arc::new(StringArray::from(vec!["crash_test_batch"; rows])),
+            Arc::new(Float64Array::from(vec![id as f64; rows])),
+        ],
+    )
+    .expect("a valid batch")
+}
