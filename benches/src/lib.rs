@@ -30,3 +30,41 @@ pub fn open_store(dir: &Path, durability: Durability) -> Db {
     )
     .expect("open store")
 }
+
+/// Median of `values` (sorted in place).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Total size of the files under `dir`.
+pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { dir_bytes(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
+}
+
+/// Total size of a store's segment files.
+pub fn segment_bytes(store: &Path) -> std::io::Result<u64> {
+    dir_bytes(&store.join("segments"))
+}
+
+/// Writes batches to a Parquet file (zstd) for the comparison engines to load.
+pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    let Some(first) = batches.first() else { return Ok(()) };
+    let file = std::fs::File::create(path)?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.close()?;
+    Ok(())
+}

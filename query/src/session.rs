@@ -16,6 +16,9 @@ pub struct SessionOptions {
     pub batch_size: usize,
     /// Memory a query may use for sorts, joins and aggregates, in bytes; `None` is unlimited.
     pub memory_limit: Option<usize>,
+    /// Memory for cached Parquet footers and page indexes, in bytes. Point queries over
+    /// immutable files skip re-reading them while they fit.
+    pub metadata_cache_bytes: usize,
 }
 
 impl Default for SessionOptions {
@@ -24,6 +27,7 @@ impl Default for SessionOptions {
             target_partitions: 0,
             batch_size: 8192,
             memory_limit: None,
+            metadata_cache_bytes: 512 << 20,
         }
     }
 }
@@ -46,7 +50,7 @@ pub fn session_config(options: &SessionOptions) -> SessionConfig {
 
 /// A new SQL context with vigil's configuration and no tables.
 pub fn new_context(options: &SessionOptions) -> Result<SessionContext> {
-    let mut runtime = RuntimeEnvBuilder::new();
+    let mut runtime = RuntimeEnvBuilder::new().with_metadata_cache_limit(options.metadata_cache_bytes);
     if let Some(limit) = options.memory_limit {
         if limit == 0 {
             return Err(QueryError::InvalidSetting {

@@ -127,7 +127,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sql { data_dir, format, query } => {
             let db = open(&data_dir, Durability::Sync)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let result = runtime.block_on(db.query(&query));
+            let result = runtime.block_on(async {
+                let stream = db.sql(&query).await?;
+                let schema = stream.schema();
+                let mut batches: Vec<arrow::array::RecordBatch> = futures::TryStreamExt::try_collect(stream)
+                    .await
+                    .map_err(vigil::EngineError::from)?;
+                if batches.is_empty() {
+                    batches.push(arrow::array::RecordBatch::new_empty(schema));
+                }
+                Ok::<_, vigil::EngineError>(batches)
+            });
             let batches = match result {
                 Ok(b) => b,
                 Err(e) => {

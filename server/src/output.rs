@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use clap::ValueEnum;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -23,7 +23,7 @@ pub fn print_batches(batches: &[RecordBatch], format: OutputFormat, out: &mut dy
         OutputFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
             for batch in batches {
-                writer.write(batch)?;
+                writer.write(&flatten_nested(batch)?)?;
             }
         }
         OutputFormat::Json => {
@@ -36,4 +36,39 @@ pub fn print_batches(batches: &[RecordBatch], format: OutputFormat, out: &mut dy
         }
     }
     Ok(())
+}
+
+/// CSV has no lists or maps: such columns are written as their display text
+/// (`{method: GET}`, `[a, b]`).
+fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())?;
+            let mut text = StringBuilder::new();
+            for row in 0..column.len() {
+                if column.is_null(row) {
+                    text.append_null();
+                } else {
+                    text.append_value(formatter.value(row).to_string());
+                }
+            }
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text.finish()));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }

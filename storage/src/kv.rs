@@ -196,11 +196,26 @@ impl Kv {
     }
 
     /// Writes RocksDB's memtables to table files, so the next open need not replay the WAL.
-    pub fn flush_memtables(&self) -> Result<()> {
-        for cf in [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, CF_HOT, CF_PODS, CF_SEGMENTS] {
-            self.db.flush_cf(self.cf(cf))?;
-        }
+    /// With `wait` false it only schedules the flush.
+    ///
+    /// Called after every segment flush too: hot rows just deleted by range are then dropped
+    /// by RocksDB's own flush instead of reaching table files, and WAL files are recycled
+    /// instead of growing to `max_total_wal_size`.
+    pub fn flush_memtables(&self, wait: bool) -> Result<()> {
+        let mut opts = rocksdb::FlushOptions::new();
+        opts.set_wait(wait);
+        let cfs: Vec<&ColumnFamily> = [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, CF_HOT, CF_PODS, CF_SEGMENTS]
+            .into_iter()
+            .map(|name| self.cf(name))
+            .collect();
+        self.db.flush_cfs_opt(&cfs, &opts)?;
         Ok(())
+    }
+
+    /// Compacts the hot column family so the table files of rows already in segments (and
+    /// deleted by range) are rewritten without them, giving the disk space back.
+    pub fn compact_hot(&self) {
+        self.db.compact_range_cf(self.cf(CF_HOT), None::<&[u8]>, None::<&[u8]>);
     }
 
     pub fn put_hot(&self, batch: &mut WriteBatch, seq: u64, record: &[u8]) {

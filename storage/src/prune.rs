@@ -105,11 +105,10 @@ pub fn prune_segments(
         }
         for (name, values) in &filter.values {
             let Some(spec) = column(kind, name) else { continue };
-            if spec.indexed == Indexed::Values {
-                if let Some(rows) = meta.index.value_rows(name, values) {
+            if spec.indexed == Indexed::Values
+                && let Some(rows) = meta.index.value_rows(name, values) {
                     intersect(rows);
                 }
-            }
         }
         let Some(rows) = selected else {
             stats.rows_selected += meta.rows;
@@ -164,12 +163,11 @@ pub fn select_hot(version: &Version, kind: SignalKind, filter: &ScanFilter) -> R
             });
             Ok(())
         };
-        if filter.min_ts.is_some() || filter.max_ts.is_some() {
-            if let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()) {
+        if (filter.min_ts.is_some() || filter.max_ts.is_some())
+            && let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()) {
                 let (lo, hi) = (filter.min_ts.unwrap_or(i64::MIN), filter.max_ts.unwrap_or(i64::MAX));
                 and_in(ts.values().iter().map(|&t| Some(t >= lo && t <= hi)).collect())?;
             }
-        }
         for (name, values) in &filter.values {
             let Some(array) = batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()) else {
                 continue;

@@ -12,10 +12,11 @@ const MINUTE: i64 = 60_000_000_000;
 
 #[derive(Debug, Clone, Copy)]
 enum Shape {
-    /// A bounded random walk, rounded to `decimals`.
-    Walk { step: f64, min: f64, max: f64, decimals: i32 },
-    /// A monotonic counter growing by about `mean` per scrape.
-    Counter { mean: f64, decimals: i32 },
+    /// A bounded random walk: with probability `p_move` it moves by 1 to 3 `unit`s up or
+    /// down, else it stays; rounded to `decimals`.
+    Walk { unit: f64, p_move: f64, min: f64, max: f64, decimals: i32 },
+    /// A monotonic counter growing by `mean` per scrape, give or take `spread` of it.
+    Counter { mean: f64, spread: f64, decimals: i32 },
     /// Constant, with a rare small jump.
     NearConstant { jump: f64 },
 }
@@ -39,10 +40,17 @@ fn round(v: f64, decimals: i32) -> f64 {
 impl Series {
     fn advance(&mut self, rng: &mut StdRng) -> f64 {
         self.value = match self.shape {
-            Shape::Walk { step, min, max, decimals } => {
-                round((self.value + rng.random_range(-step..=step)).clamp(min, max), decimals)
+            Shape::Walk { unit, p_move, min, max, decimals } => {
+                if rng.random_bool(p_move) {
+                    let units = f64::from(rng.random_range(1..=3u8)) * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                    round((self.value + units * unit).clamp(min, max), decimals)
+                } else {
+                    self.value
+                }
             }
-            Shape::Counter { mean, decimals } => round(self.value + rng.random_range(0.0..2.0 * mean), decimals),
+            Shape::Counter { mean, spread, decimals } => {
+                round(self.value + mean * (1.0 + rng.random_range(-spread..=spread)), decimals)
+            }
             Shape::NearConstant { jump } => {
                 if rng.random_range(0..500) == 0 {
                     self.value - jump
@@ -76,7 +84,7 @@ impl Cluster {
                 name: "container_cpu_usage_cores",
                 metric_type: "gauge",
                 unit: "{cores}",
-                shape: Shape::Walk { step: 0.05 * p.cpu_limit, min: 0.0, max: p.cpu_limit, decimals: 3 },
+                shape: Shape::Walk { unit: 0.01 * p.cpu_limit, p_move: 0.6, min: 0.0, max: p.cpu_limit, decimals: 3 },
                 value: round(rng.random_range(0.05..0.4) * p.cpu_limit, 3),
             },
             Series {
@@ -85,7 +93,7 @@ impl Cluster {
                 name: "container_memory_working_set_bytes",
                 metric_type: "gauge",
                 unit: "By",
-                shape: Shape::Walk { step: 1_048_576.0, min: 16.0 * 1_048_576.0, max: 2048.0 * 1_048_576.0, decimals: 0 },
+                shape: Shape::Walk { unit: 65_536.0, p_move: 0.4, min: 16.0 * 1_048_576.0, max: 2048.0 * 1_048_576.0, decimals: 0 },
                 value: rng.random_range(64i64..512) as f64 * 1_048_576.0,
             },
             Series {
@@ -94,7 +102,7 @@ impl Cluster {
                 name: "container_network_receive_bytes_total",
                 metric_type: "sum",
                 unit: "By",
-                shape: Shape::Counter { mean: 50_000.0, decimals: 0 },
+                shape: Shape::Counter { mean: 50_000.0, spread: 0.2, decimals: 0 },
                 value: rng.random_range(0i64..1_000_000_000) as f64,
             },
             Series {
@@ -103,7 +111,7 @@ impl Cluster {
                 name: "container_network_transmit_bytes_total",
                 metric_type: "sum",
                 unit: "By",
-                shape: Shape::Counter { mean: 30_000.0, decimals: 0 },
+                shape: Shape::Counter { mean: 30_000.0, spread: 0.2, decimals: 0 },
                 value: rng.random_range(0i64..1_000_000_000) as f64,
             },
         ]
@@ -120,15 +128,15 @@ impl Cluster {
             value,
         };
         vec![
-            s("node_cpu_seconds_total", "sum", "s", Shape::Counter { mean: 35.0, decimals: 2 }, round(rng.random_range(1e5..1e7), 2)),
+            s("node_cpu_seconds_total", "sum", "s", Shape::Counter { mean: 9.9, spread: 0.01, decimals: 2 }, round(rng.random_range(1e5..1e7), 2)),
             s(
                 "node_memory_MemAvailable_bytes",
                 "gauge",
                 "By",
-                Shape::Walk { step: 20.0 * 4096.0, min: 1e9, max: 6.4e10, decimals: 0 },
+                Shape::Walk { unit: 16.0 * 4096.0, p_move: 0.4, min: 1e9, max: 6.4e10, decimals: 0 },
                 (rng.random_range(2_000_000i64..8_000_000) * 4096) as f64,
             ),
-            s("node_load1", "gauge", "1", Shape::Walk { step: 0.25, min: 0.0, max: 64.0, decimals: 2 }, round(rng.random_range(0.5..4.0), 2)),
+            s("node_load1", "gauge", "1", Shape::Walk { unit: 0.01, p_move: 0.5, min: 0.0, max: 64.0, decimals: 2 }, round(rng.random_range(0.5..4.0), 2)),
             s(
                 "node_filesystem_avail_bytes",
                 "gauge",
@@ -136,7 +144,7 @@ impl Cluster {
                 Shape::NearConstant { jump: 4096.0 * 256.0 },
                 (rng.random_range(10_000_000i64..20_000_000) * 4096) as f64,
             ),
-            s("node_network_receive_bytes_total", "sum", "By", Shape::Counter { mean: 400_000.0, decimals: 0 }, rng.random_range(1e9..1e11_f64).round()),
+            s("node_network_receive_bytes_total", "sum", "By", Shape::Counter { mean: 400_000.0, spread: 0.1, decimals: 0 }, rng.random_range(1e9..1e11_f64).round()),
         ]
     }
 

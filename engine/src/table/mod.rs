@@ -161,11 +161,10 @@ impl TableProvider for SignalsTable {
             let mut strings = string_columns(kind);
             strings.push(KIND_COLUMN);
             let mut filter = scan_filter(filters, &strings);
-            if let Some(kinds) = filter.values.remove(KIND_COLUMN) {
-                if !kinds.iter().any(|k| k == kind.as_str()) {
+            if let Some(kinds) = filter.values.remove(KIND_COLUMN)
+                && !kinds.iter().any(|k| k == kind.as_str()) {
                     continue;
                 }
-            }
             // An equality on a column this kind lacks compares NULL: no row of it can match.
             if filter.values.keys().any(|c| kind_fields.index_of(c).is_err()) {
                 continue;

@@ -10,6 +10,7 @@ use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -71,9 +72,18 @@ pub fn scan_kind(
     if !segments.is_empty() {
         let mut options = state.config_options().execution.parquet.clone();
         options.schema_force_view_types = false;
-        let mut table_options = datafusion::config::TableParquetOptions::default();
-        table_options.global = options;
-        let mut source = ParquetSource::new(Arc::clone(&schema)).with_table_parquet_options(table_options);
+        let table_options = datafusion::config::TableParquetOptions {
+            global: options,
+            ..Default::default()
+        };
+        // Segment files never change, so their footers and page indexes are cached across
+        // queries in the session's metadata cache.
+        let runtime = state.runtime_env();
+        let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
+        let reader = CachedParquetFileReaderFactory::new(store, runtime.cache_manager.get_file_metadata_cache());
+        let mut source = ParquetSource::new(Arc::clone(&schema))
+            .with_table_parquet_options(table_options)
+            .with_parquet_file_reader_factory(Arc::new(reader));
         if let Some(predicate) = conjunction(filters.iter().cloned()) {
             let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);

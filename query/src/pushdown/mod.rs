@@ -118,18 +118,16 @@ fn analyze_one(expr: &Expr, roles: &ColumnRoles<'_>) -> Constraints {
                         _ => {}
                     }
                 }
-            } else if op == Operator::Eq && roles.strings.contains(&column) {
-                if let Some(s) = string(value) {
+            } else if op == Operator::Eq && roles.strings.contains(&column)
+                && let Some(s) = string(value) {
                     c.values.insert(column.to_string(), vec![s]);
                 }
-            }
         }
-        Expr::Between(Between { expr, negated: false, low, high }) => {
-            if column_name(expr) == Some(roles.time) {
+        Expr::Between(Between { expr, negated: false, low, high })
+            if column_name(expr) == Some(roles.time) => {
                 c.min_ts = literal(low).and_then(timestamp_ns);
                 c.max_ts = literal(high).and_then(timestamp_ns);
             }
-        }
         Expr::Literal(ScalarValue::Boolean(None | Some(false)), _) | Expr::Literal(ScalarValue::Null, _) => {
             c.contradiction = true;
         }

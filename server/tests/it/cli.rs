@@ -14,7 +14,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn sql(store: &Path, query: &str) -> String {
-    let o = vigil(&["sql", "--data-dir", store.to_str().unwrap(), "--format", "csv", query]);
+    let o = vigil(&["sql", "--data-dir", &store.to_string_lossy(), "--format", "csv", query]);
     assert!(o.status.success(), "{query}: {}", stderr(&o));
     stdout(&o)
 }

@@ -19,12 +19,16 @@ fn options() -> SortOptions {
     }
 }
 
-/// Sorts a batch by (pod, ts). `pod` and `ts` must be columns of the batch.
+/// Sorts a batch by (pod, ts). `pod` and `ts` must be columns of the batch. Rows with the
+/// same pod and ts are ordered by `name` and `node` when the batch has them, which makes
+/// the order deterministic and keeps equal values together for the encoders.
 pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
     if batch.num_rows() <= 1 {
         return Ok(batch.clone());
     }
-    let columns = sort_key_columns(batch)
+    let mut keys = sort_key_columns(batch);
+    keys.extend(["name", "node"].iter().filter_map(|n| batch.column_by_name(n).cloned()));
+    let columns = keys
         .into_iter()
         .map(|values| SortColumn {
             values,

@@ -58,6 +58,8 @@ fn run(shared: Arc<Shared>, signals: Receiver<Signal>) {
                 tracing::error!(error = %e, "background flush failed; will retry");
                 continue;
             }
+            // Give back the disk space of hot rows now in segments.
+            shared.kv.compact_hot();
         }
         if let Err(e) = compaction::compact(&shared, shared.options.compaction_min_inputs) {
             tracing::error!(error = %e, "background compaction failed; will retry");

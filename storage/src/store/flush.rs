@@ -92,6 +92,9 @@ pub(crate) fn flush(shared: &Shared) -> Result<FlushStats> {
         return Err(e);
     }
     fail::fail_point!("flush::after_manifest", |_| crate::failpoints::crash());
+    if let Err(e) = shared.kv.flush_memtables(false) {
+        tracing::warn!(error = %e, "could not schedule a RocksDB memtable flush");
+    }
 
     let stats = FlushStats {
         segments: written.len(),

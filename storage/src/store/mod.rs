@@ -212,7 +212,7 @@ impl Store {
         if let Some(handle) = committer {
             let _ = handle.join();
             // Only the first close does this; later calls find nothing to stop.
-            self.shared.kv.flush_memtables()?;
+            self.shared.kv.flush_memtables(true)?;
         }
         Ok(())
     }

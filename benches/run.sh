@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs vigil's storage benchmarks and the DuckDB/chDB comparisons side by side, in one run,
+# and prints one JSON line per measurement. Results go in docs/benchmarks.md.
+#
+#   benches/run.sh [WORK_DIR]       (default: a temporary directory; needs ~15 GB free)
+#
+# Knobs: PODS (default 6000), HOURS (6), NODES (100), COMPRESSION_HOURS (24).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
+work="${1:-$(mktemp -d)}"
+mkdir -p "$work"
+python3 -c "import duckdb, chdb, pyarrow" 2>/dev/null || pip install -q duckdb chdb pyarrow
+
+cargo build -q --release -p vigil-benches -p vigil-server --all-targets
+bench="$CARGO_TARGET_DIR/release/vigil-bench"
+
+echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
+"$bench" ingest --export "$work/ingest.parquet"
+python3 benches/compare.py ingest --file "$work/ingest.parquet"
+
+"$bench" compression --dir "$work/compression" --nodes "${NODES:-100}" --hours "${COMPRESSION_HOURS:-24}" --export "$work/node_metrics.parquet"
+python3 benches/compare.py compression --file "$work/node_metrics.parquet"
+
+[ -d "$work/store" ] || "$bench" build --dir "$work/store" --pods "${PODS:-6000}" --hours "${HOURS:-6}"
+"$bench" pod-hour --dir "$work/store"
+"$bench" aggregate --dir "$work/store"
+python3 benches/compare.py aggregate --store "$work/store"
