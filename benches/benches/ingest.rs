@@ -2,7 +2,7 @@
 //! with one and with four writers (group commit). Each iteration writes the same pre-built
 //! batches into a fresh store with background flushing on, as in production.
 //!
-//! `cargo bench -p vigil-benches --bench ingest`
+//! `cargo bench -p vigil-benches -p vigil-server --bench ingest`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

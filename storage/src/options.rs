@@ -67,7 +67,7 @@ impl Default for StoreOptions {
             flush_age: Duration::from_secs(60),
             stall_rows: 8 << 20,
             segment_window: Duration::from_secs(3600),
-            compaction_target_rows: 8 << 20,
+            compaction_target_rows: 16 << 20,
             compaction_min_inputs: 4,
             layout: SegmentLayout::default(),
             background: true,
