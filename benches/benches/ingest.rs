@@ -4,17 +4,16 @@
 //!
 //! `cargo bench -p vigil-benches -p vigil-server --bench ingest`
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil::{Durability, SignalKind};
-use vigil_benches::{metric_batches, open_store};
+use vigil::Durability;
+use vigil_benches::{ingest_concurrently, metric_batches, open_store};
 
 const BATCHES: usize = 96;
 
 fn ingest(c: &mut Criterion) {
-    let batches = Arc::new(metric_batches(BATCHES));
+    let batches = metric_batches(BATCHES);
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(rows as u64));
@@ -30,20 +29,8 @@ fn ingest(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().expect("tempdir");
-                    let db = Arc::new(open_store(dir.path(), durability));
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for w in 0..writers {
-                            let db = Arc::clone(&db);
-                            let batches = Arc::clone(&batches);
-                            s.spawn(move || {
-                                for batch in batches.iter().skip(w).step_by(writers) {
-                                    db.write(SignalKind::Metric, batch).expect("write");
-                                }
-                            });
-                        }
-                    });
-                    total += start.elapsed();
+                    let db = open_store(dir.path(), durability);
+                    total += ingest_concurrently(&db, &batches, writers);
                     drop(db);
                 }
                 total

@@ -31,6 +31,26 @@ pub fn open_store(dir: &Path, durability: Durability) -> Db {
     .expect("open store")
 }
 
+/// Writes `batches` of metric rows into `db` from `writers` threads (batch i goes to thread
+/// i mod writers) and returns how long it took.
+pub fn ingest_concurrently(
+    db: &Db,
+    batches: &[RecordBatch],
+    writers: usize,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            s.spawn(move || {
+                for batch in batches.iter().skip(w).step_by(writers) {
+                    db.write(vigil::SignalKind::Metric, batch).expect("write");
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
 /// Median of `values` (sorted in place).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -47,7 +67,11 @@ pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() { dir_bytes(&entry.path())? } else { meta.len() };
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
     }
     Ok(total)
 }
@@ -59,7 +83,9 @@ pub fn segment_bytes(store: &Path) -> std::io::Result<u64> {
 
 /// Writes batches to a Parquet file (zstd) for the comparison engines to load.
 pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> anyhow::Result<()> {
-    let Some(first) = batches.first() else { return Ok(()) };
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
     let file = std::fs::File::create(path)?;
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)?;
     for b in batches {

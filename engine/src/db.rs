@@ -27,7 +27,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -43,7 +45,10 @@ impl Db {
         let store = Arc::new(Store::open(dir, options.store)?);
         let ctx = vigil_query::new_context(&options.session)?;
         for kind in SignalKind::ALL {
-            ctx.register_table(kind.table_name(), Arc::new(KindTable::new(kind, Arc::clone(&store))))?;
+            ctx.register_table(
+                kind.table_name(),
+                Arc::new(KindTable::new(kind, Arc::clone(&store))),
+            )?;
         }
         ctx.register_table("signals", Arc::new(SignalsTable::new(Arc::clone(&store))))?;
         Ok(Db { store, ctx })
@@ -123,31 +128,39 @@ impl Db {
 
     async fn run_command(&self, command: StoreCommand) -> Result<SendableRecordBatchStream> {
         let store = Arc::clone(&self.store);
-        let (names, values): (Vec<&str>, Vec<u64>) = tokio::task::spawn_blocking(move || -> Result<_> {
-            Ok(match command {
-                StoreCommand::Flush => {
-                    let s = store.flush()?;
-                    (vec!["segments_written", "rows_flushed"], vec![s.segments as u64, s.rows])
-                }
-                StoreCommand::Compact => {
-                    let s = store.compact()?;
-                    (
-                        vec!["segments_merged", "segments_written", "rows_compacted"],
-                        vec![s.inputs as u64, s.outputs as u64, s.rows],
-                    )
-                }
+        let (names, values): (Vec<&str>, Vec<u64>) =
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                Ok(match command {
+                    StoreCommand::Flush => {
+                        let s = store.flush()?;
+                        (
+                            vec!["segments_written", "rows_flushed"],
+                            vec![s.segments as u64, s.rows],
+                        )
+                    }
+                    StoreCommand::Compact => {
+                        let s = store.compact()?;
+                        (
+                            vec!["segments_merged", "segments_written", "rows_compacted"],
+                            vec![s.inputs as u64, s.outputs as u64, s.rows],
+                        )
+                    }
+                })
             })
-        })
-        .await
-        .map_err(|e| EngineError::Task(e.to_string()))??;
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))??;
         let schema = Arc::new(Schema::new(
-            names.iter().map(|n| Field::new(*n, DataType::UInt64, false)).collect::<Vec<_>>(),
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::UInt64, false))
+                .collect::<Vec<_>>(),
         ));
         let columns = values
             .into_iter()
             .map(|v| Arc::new(UInt64Array::from(vec![v])) as _)
             .collect();
-        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(datafusion::error::DataFusionError::from)?;
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+            .map_err(datafusion::error::DataFusionError::from)?;
         let stream = futures::stream::iter(vec![Ok(batch)]);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }

@@ -42,7 +42,9 @@ impl EngineError {
 
 fn is_user_datafusion_error(e: &DataFusionError) -> bool {
     match e {
-        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => true,
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            true
+        }
         DataFusionError::NotImplemented(_) => true,
         DataFusionError::Context(_, inner) => is_user_datafusion_error(inner),
         DataFusionError::Diagnostic(_, inner) => is_user_datafusion_error(inner),

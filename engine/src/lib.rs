@@ -60,6 +60,6 @@ pub use options::DbOptions;
 pub use vigil_query::SessionOptions;
 pub use vigil_storage::schema;
 pub use vigil_storage::{
-    Clock, CompactionStats, Durability, FlushStats, ManualClock, SegmentLayout, SignalKind, StorageError, StoreOptions,
-    SystemClock, WriteReceipt,
+    Clock, CompactionStats, Durability, FlushStats, ManualClock, SegmentLayout, SignalKind,
+    StorageError, StoreOptions, SystemClock, WriteReceipt,
 };

@@ -50,7 +50,8 @@ pub fn session_config(options: &SessionOptions) -> SessionConfig {
 
 /// A new SQL context with vigil's configuration and no tables.
 pub fn new_context(options: &SessionOptions) -> Result<SessionContext> {
-    let mut runtime = RuntimeEnvBuilder::new().with_metadata_cache_limit(options.metadata_cache_bytes);
+    let mut runtime =
+        RuntimeEnvBuilder::new().with_metadata_cache_limit(options.metadata_cache_bytes);
     if let Some(limit) = options.memory_limit {
         if limit == 0 {
             return Err(QueryError::InvalidSetting {

@@ -119,20 +119,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 if report.failures.is_empty() {
                     String::new()
                 } else {
-                    format!("; {} file(s) rejected, nothing of them was stored", report.failures.len())
+                    format!(
+                        "; {} file(s) rejected, nothing of them was stored",
+                        report.failures.len()
+                    )
                 }
             );
-            Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Sql { data_dir, format, query } => {
+        Command::Sql {
+            data_dir,
+            format,
+            query,
+        } => {
             let db = open(&data_dir, Durability::Sync)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             let result = runtime.block_on(async {
                 let stream = db.sql(&query).await?;
                 let schema = stream.schema();
-                let mut batches: Vec<arrow::array::RecordBatch> = futures::TryStreamExt::try_collect(stream)
-                    .await
-                    .map_err(vigil::EngineError::from)?;
+                let mut batches: Vec<arrow::array::RecordBatch> =
+                    futures::TryStreamExt::try_collect(stream)
+                        .await
+                        .map_err(vigil::EngineError::from)?;
                 if batches.is_empty() {
                     batches.push(arrow::array::RecordBatch::new_empty(schema));
                 }

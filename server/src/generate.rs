@@ -22,7 +22,13 @@ pub enum GenerateFormat {
 }
 
 /// Writes `<out>/<table>.<ext>` for every kind; returns the files and their row counts.
-pub fn generate(out: &Path, pods: usize, hours: f64, seed: u64, format: GenerateFormat) -> Result<Vec<(SignalKind, PathBuf, usize)>> {
+pub fn generate(
+    out: &Path,
+    pods: usize,
+    hours: f64,
+    seed: u64,
+    format: GenerateFormat,
+) -> Result<Vec<(SignalKind, PathBuf, usize)>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let spec = ClusterSpec {
         pods,
@@ -32,7 +38,10 @@ pub fn generate(out: &Path, pods: usize, hours: f64, seed: u64, format: Generate
     };
     let cluster = Cluster::new(spec);
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} generating {msg}: {pos} rows").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} generating {msg}: {pos} rows")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     let mut written = Vec::new();
     for kind in SignalKind::ALL {
         bar.set_message(kind.table_name());
@@ -41,7 +50,9 @@ pub fn generate(out: &Path, pods: usize, hours: f64, seed: u64, format: Generate
             GenerateFormat::Ndjson => "ndjson",
         };
         let path = out.join(format!("{}.{ext}", kind.table_name()));
-        let file = BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?);
+        let file = BufWriter::new(
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
         let schema = vigil::schema::kind_schema(kind);
         let mut rows = 0;
         match format {

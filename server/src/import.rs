@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListBuilder, MapBuilder, RecordBatch, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, ListBuilder, MapBuilder, RecordBatch, StringBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,12 +36,19 @@ impl FileFormat {
         if self != FileFormat::Auto {
             return Ok(self);
         }
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         match ext.as_str() {
             "parquet" | "pq" => Ok(FileFormat::Parquet),
             "csv" => Ok(FileFormat::Csv),
             "ndjson" | "jsonl" | "json" => Ok(FileFormat::Ndjson),
-            _ => bail!("cannot tell the format of {} from its extension; pass --format", path.display()),
+            _ => bail!(
+                "cannot tell the format of {} from its extension; pass --format",
+                path.display()
+            ),
         }
     }
 }
@@ -53,17 +62,32 @@ pub struct ImportReport {
     pub failures: Vec<String>,
 }
 
-pub fn import_files(db: &Db, kind: SignalKind, format: FileFormat, files: &[PathBuf]) -> ImportReport {
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+pub fn import_files(
+    db: &Db,
+    kind: SignalKind,
+    format: FileFormat,
+    files: &[PathBuf],
+) -> ImportReport {
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} importing {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} importing {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let mut report = ImportReport::default();
     for path in files {
-        bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        bar.set_message(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let outcome = read_file(path, kind, format)
             .and_then(|batches| db.write_all(kind, &batches).map_err(anyhow::Error::from));
@@ -103,14 +127,19 @@ fn read_parquet(file: File) -> Result<Vec<RecordBatch>> {
 fn read_csv(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
     let mut reader = BufReader::new(file);
     let mut header = String::new();
-    reader.read_line(&mut header).context("reading the CSV header")?;
+    reader
+        .read_line(&mut header)
+        .context("reading the CSV header")?;
     let names: Vec<String> = csv_header(&header);
     if names.is_empty() {
         bail!("the CSV file has no header row");
     }
     // Read every column as text, then convert each to the kind's type.
     let text_schema = Arc::new(Schema::new(
-        names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>(),
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
     ));
     reader.rewind()?;
     let csv = arrow::csv::ReaderBuilder::new(Arc::clone(&text_schema))
@@ -136,12 +165,19 @@ fn csv_header(line: &str) -> Vec<String> {
 }
 
 /// Converts the text columns of a CSV batch to the kind's column types.
-fn convert_text_columns(batch: &RecordBatch, kind: SignalKind, first_line: usize) -> Result<RecordBatch> {
+fn convert_text_columns(
+    batch: &RecordBatch,
+    kind: SignalKind,
+    first_line: usize,
+) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut columns = Vec::new();
     for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
         let spec = column(kind, field.name()).ok_or_else(|| {
-            anyhow!("column `{}` is not a column of kind {kind} (see docs/schema.md)", field.name())
+            anyhow!(
+                "column `{}` is not a column of kind {kind} (see docs/schema.md)",
+                field.name()
+            )
         })?;
         let text = array.as_string::<i32>();
         let converted: ArrayRef = match spec.ty {
@@ -152,25 +188,45 @@ fn convert_text_columns(batch: &RecordBatch, kind: SignalKind, first_line: usize
             other => arrow::compute::cast(array, &other.data_type())
                 .with_context(|| format!("column `{}` (lines {first_line}..)", field.name()))?,
         };
-        fields.push(Field::new(field.name(), converted.data_type().clone(), true));
+        fields.push(Field::new(
+            field.name(),
+            converted.data_type().clone(),
+            true,
+        ));
         columns.push(converted);
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
-fn parse_timestamps(text: &arrow::array::StringArray, name: &str, first_line: usize) -> Result<ArrayRef> {
+fn parse_timestamps(
+    text: &arrow::array::StringArray,
+    name: &str,
+    first_line: usize,
+) -> Result<ArrayRef> {
     let mut out = Vec::with_capacity(text.len());
     for (i, v) in text.iter().enumerate() {
         out.push(match v {
             None => None,
-            Some(s) if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') => Some(
-                s.parse::<i64>()
-                    .with_context(|| format!("column `{name}`, line {}: `{s}` is not a timestamp", first_line + i))?,
-            ),
+            Some(s) if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+                Some(s.parse::<i64>().with_context(|| {
+                    format!(
+                        "column `{name}`, line {}: `{s}` is not a timestamp",
+                        first_line + i
+                    )
+                })?)
+            }
             Some(s) => Some(
-                arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s).with_context(|| {
-                    format!("column `{name}`, line {}: `{s}` is not an RFC 3339 timestamp", first_line + i)
-                })?,
+                arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s).with_context(
+                    || {
+                        format!(
+                            "column `{name}`, line {}: `{s}` is not an RFC 3339 timestamp",
+                            first_line + i
+                        )
+                    },
+                )?,
             ),
         });
     }
@@ -178,17 +234,28 @@ fn parse_timestamps(text: &arrow::array::StringArray, name: &str, first_line: us
     Ok(arrow::compute::cast(&ns, &ts_type())?)
 }
 
-fn parse_json_maps(text: &arrow::array::StringArray, name: &str, first_line: usize) -> Result<ArrayRef> {
+fn parse_json_maps(
+    text: &arrow::array::StringArray,
+    name: &str,
+    first_line: usize,
+) -> Result<ArrayRef> {
     let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for (i, v) in text.iter().enumerate() {
         match v {
             None => builder.append(false)?,
             Some(s) => {
-                let value: serde_json::Value = serde_json::from_str(s)
-                    .with_context(|| format!("column `{name}`, line {}: not a JSON object", first_line + i))?;
-                let object = value
-                    .as_object()
-                    .ok_or_else(|| anyhow!("column `{name}`, line {}: not a JSON object", first_line + i))?;
+                let value: serde_json::Value = serde_json::from_str(s).with_context(|| {
+                    format!(
+                        "column `{name}`, line {}: not a JSON object",
+                        first_line + i
+                    )
+                })?;
+                let object = value.as_object().ok_or_else(|| {
+                    anyhow!(
+                        "column `{name}`, line {}: not a JSON object",
+                        first_line + i
+                    )
+                })?;
                 for (k, v) in object {
                     builder.keys().append_value(k);
                     match v {
@@ -204,17 +271,22 @@ fn parse_json_maps(text: &arrow::array::StringArray, name: &str, first_line: usi
     Ok(Arc::new(builder.finish()))
 }
 
-fn parse_json_lists(text: &arrow::array::StringArray, name: &str, first_line: usize) -> Result<ArrayRef> {
+fn parse_json_lists(
+    text: &arrow::array::StringArray,
+    name: &str,
+    first_line: usize,
+) -> Result<ArrayRef> {
     let mut builder = ListBuilder::new(StringBuilder::new());
     for (i, v) in text.iter().enumerate() {
         match v {
             None => builder.append(false),
             Some(s) => {
-                let value: serde_json::Value = serde_json::from_str(s)
-                    .with_context(|| format!("column `{name}`, line {}: not a JSON array", first_line + i))?;
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| anyhow!("column `{name}`, line {}: not a JSON array", first_line + i))?;
+                let value: serde_json::Value = serde_json::from_str(s).with_context(|| {
+                    format!("column `{name}`, line {}: not a JSON array", first_line + i)
+                })?;
+                let items = value.as_array().ok_or_else(|| {
+                    anyhow!("column `{name}`, line {}: not a JSON array", first_line + i)
+                })?;
                 for item in items {
                     match item {
                         serde_json::Value::String(s) => builder.values().append_value(s),

@@ -41,7 +41,10 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        self.now.fetch_add(i64::try_from(by.as_nanos()).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.now.fetch_add(
+            i64::try_from(by.as_nanos()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
     }
 }
 

@@ -112,7 +112,10 @@ impl<'a> Decoder<'a> {
     /// Fails if bytes are left over, which means the layout is not the one expected.
     pub fn finish(&self, what: &str) -> DecodeResult<()> {
         if self.pos != self.buf.len() {
-            return Err(format!("{} unexpected trailing bytes after {what}", self.buf.len() - self.pos));
+            return Err(format!(
+                "{} unexpected trailing bytes after {what}",
+                self.buf.len() - self.pos
+            ));
         }
         Ok(())
     }
@@ -125,7 +128,12 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut e = Encoder::new();
-        e.u8(7).u32(42).u64(u64::MAX).i64(-5).str("pod-ä").bytes(&[1, 2, 3]);
+        e.u8(7)
+            .u32(42)
+            .u64(u64::MAX)
+            .i64(-5)
+            .str("pod-ä")
+            .bytes(&[1, 2, 3]);
         let buf = e.finish();
         let mut d = Decoder::new(&buf);
         assert_eq!(d.u8("a"), Ok(7));

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, DBRecoveryMode, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBRecoveryMode, IteratorMode, Options, WriteBatch,
+    WriteOptions,
+};
 
 use crate::error::{Result, StorageError};
 use crate::kind::SignalKind;
@@ -98,7 +101,9 @@ impl Kv {
     fn cf(&self, name: &str) -> &ColumnFamily {
         // The column families are created at open; a missing one is a programming error
         // caught by every test, so this never fails at runtime.
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     fn check_format(&self) -> Result<()> {
@@ -130,9 +135,14 @@ impl Kv {
     fn get_u64(&self, key: &[u8]) -> Result<u64> {
         match self.db.get(key)? {
             None => Ok(0),
-            Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| {
-                StorageError::corrupted(&self.path, format!("{} is not 8 bytes", String::from_utf8_lossy(key)))
-            })?)),
+            Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| {
+                    StorageError::corrupted(
+                        &self.path,
+                        format!("{} is not 8 bytes", String::from_utf8_lossy(key)),
+                    )
+                },
+            )?)),
         }
     }
 
@@ -141,22 +151,40 @@ impl Kv {
         let mut pods = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_PODS), IteratorMode::Start) {
             let (k, v) = item?;
-            let id = u32::from_be_bytes(k.as_ref().try_into().map_err(|_| self.bad("pod dictionary key is not 4 bytes"))?);
-            let key = PodKey::decode(&v).map_err(|e| self.bad(format!("pod dictionary entry {id}: {e}")))?;
+            let id = u32::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| self.bad("pod dictionary key is not 4 bytes"))?,
+            );
+            let key = PodKey::decode(&v)
+                .map_err(|e| self.bad(format!("pod dictionary entry {id}: {e}")))?;
             pods.push((id, key));
         }
         let mut segments = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_SEGMENTS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_SEGMENTS), IteratorMode::Start)
+        {
             let (k, v) = item?;
-            let id = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| self.bad("segment key is not 8 bytes"))?);
-            let meta = SegmentMeta::decode(id, &v).map_err(|e| self.bad(format!("manifest entry of segment {id:016x}: {e}")))?;
+            let id = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| self.bad("segment key is not 8 bytes"))?,
+            );
+            let meta = SegmentMeta::decode(id, &v)
+                .map_err(|e| self.bad(format!("manifest entry of segment {id:016x}: {e}")))?;
             segments.push(meta);
         }
         let mut hot = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_HOT), IteratorMode::Start) {
             let (k, v) = item?;
-            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| self.bad("hot key is not 8 bytes"))?);
-            let (kind, batch) = decode_hot(&v).map_err(|e| self.bad(format!("hot record {seq}: {e}")))?;
+            let seq = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| self.bad("hot key is not 8 bytes"))?,
+            );
+            let (kind, batch) =
+                decode_hot(&v).map_err(|e| self.bad(format!("hot record {seq}: {e}")))?;
             hot.push((seq, kind, batch));
         }
         let pending = self.ids_with_prefix(PREFIX_PENDING)?;
@@ -177,8 +205,13 @@ impl Kv {
         let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
         for item in self.db.iterator(mode) {
             let (k, _) = item?;
-            let Some(rest) = k.strip_prefix(prefix) else { break };
-            let id = u64::from_be_bytes(rest.try_into().map_err(|_| self.bad("segment id key is not 8 bytes"))?);
+            let Some(rest) = k.strip_prefix(prefix) else {
+                break;
+            };
+            let id = u64::from_be_bytes(
+                rest.try_into()
+                    .map_err(|_| self.bad("segment id key is not 8 bytes"))?,
+            );
             ids.push(id);
         }
         Ok(ids)
@@ -204,10 +237,15 @@ impl Kv {
     pub fn flush_memtables(&self, wait: bool) -> Result<()> {
         let mut opts = rocksdb::FlushOptions::new();
         opts.set_wait(wait);
-        let cfs: Vec<&ColumnFamily> = [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, CF_HOT, CF_PODS, CF_SEGMENTS]
-            .into_iter()
-            .map(|name| self.cf(name))
-            .collect();
+        let cfs: Vec<&ColumnFamily> = [
+            rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
+            CF_HOT,
+            CF_PODS,
+            CF_SEGMENTS,
+        ]
+        .into_iter()
+        .map(|name| self.cf(name))
+        .collect();
         self.db.flush_cfs_opt(&cfs, &opts)?;
         Ok(())
     }
@@ -215,7 +253,8 @@ impl Kv {
     /// Compacts the hot column family so the table files of rows already in segments (and
     /// deleted by range) are rewritten without them, giving the disk space back.
     pub fn compact_hot(&self) {
-        self.db.compact_range_cf(self.cf(CF_HOT), None::<&[u8]>, None::<&[u8]>);
+        self.db
+            .compact_range_cf(self.cf(CF_HOT), None::<&[u8]>, None::<&[u8]>);
     }
 
     pub fn put_hot(&self, batch: &mut WriteBatch, seq: u64, record: &[u8]) {
@@ -236,7 +275,11 @@ impl Kv {
 
     /// Deletes the hot records with sequence numbers `<= upto` and records `upto` as flushed.
     pub fn delete_hot_upto(&self, batch: &mut WriteBatch, upto: u64) {
-        batch.delete_range_cf(self.cf(CF_HOT), 0u64.to_be_bytes(), (upto + 1).to_be_bytes());
+        batch.delete_range_cf(
+            self.cf(CF_HOT),
+            0u64.to_be_bytes(),
+            (upto + 1).to_be_bytes(),
+        );
         batch.put(KEY_FLUSHED_SEQ, upto.to_be_bytes());
     }
 
@@ -285,11 +328,14 @@ pub(crate) fn encode_hot(kind: SignalKind, batch: &RecordBatch) -> Result<Vec<u8
 pub(crate) fn decode_hot(buf: &[u8]) -> std::result::Result<(SignalKind, RecordBatch), String> {
     let (&version, rest) = buf.split_first().ok_or("empty record")?;
     if version != HOT_RECORD_VERSION {
-        return Err(format!("record version {version}, expected {HOT_RECORD_VERSION}"));
+        return Err(format!(
+            "record version {version}, expected {HOT_RECORD_VERSION}"
+        ));
     }
     let (&code, ipc) = rest.split_first().ok_or("record has no kind")?;
     let kind = SignalKind::from_code(code).ok_or_else(|| format!("unknown kind code {code}"))?;
-    let reader = StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| format!("Arrow IPC: {e}"))?;
+    let reader =
+        StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| format!("Arrow IPC: {e}"))?;
     let mut batches = Vec::new();
     for b in reader {
         batches.push(b.map_err(|e| format!("Arrow IPC: {e}"))?);
@@ -302,6 +348,8 @@ pub(crate) fn decode_hot(buf: &[u8]) -> std::result::Result<(SignalKind, RecordB
     if batch.schema().fields() != schema.fields() {
         return Err(format!("batch schema does not match the {kind} schema"));
     }
-    let batch = batch.with_schema(Arc::clone(&schema)).map_err(|e| e.to_string())?;
+    let batch = batch
+        .with_schema(Arc::clone(&schema))
+        .map_err(|e| e.to_string())?;
     Ok((kind, batch))
 }

@@ -29,7 +29,7 @@ pub use kind::SignalKind;
 pub use kv::FORMAT_VERSION;
 pub use options::{Durability, StoreOptions};
 pub use prune::{PruneStats, ScanFilter, SegmentScan};
+pub use roaring;
 pub use segment::writer::SegmentLayout;
 pub use store::{CompactionStats, FlushStats, Store, WriteReceipt};
 pub use version::{HotBatch, Version};
-pub use roaring;

@@ -67,7 +67,9 @@ impl PodDictionary {
             let mut inner = dict.inner.write();
             for (expected, (id, key)) in entries.into_iter().enumerate() {
                 if id as usize != expected {
-                    return Err(format!("pod id {id} found where id {expected} was expected"));
+                    return Err(format!(
+                        "pod id {id} found where id {expected} was expected"
+                    ));
                 }
                 inner.insert(key);
             }
@@ -81,7 +83,12 @@ impl PodDictionary {
 
     /// Every id of a pod with this name, in any cluster or namespace.
     pub fn ids_named(&self, pod: &str) -> Vec<u32> {
-        self.inner.read().by_name.get(pod).cloned().unwrap_or_default()
+        self.inner
+            .read()
+            .by_name
+            .get(pod)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn key(&self, id: u32) -> Option<PodKey> {
@@ -144,9 +151,13 @@ impl Inner {
 pub(crate) fn pod_keys(batch: &arrow::array::RecordBatch) -> Vec<PodKey> {
     use arrow::array::{Array, AsArray, StringArray};
     let strings = |name: &str| -> Option<&StringArray> {
-        batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>())
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
     };
-    let Some(pods) = strings("pod") else { return Vec::new() };
+    let Some(pods) = strings("pod") else {
+        return Vec::new();
+    };
     let clusters = strings("cluster");
     let namespaces = strings("namespace");
     let value = opt_str;
@@ -156,7 +167,11 @@ pub(crate) fn pod_keys(batch: &arrow::array::RecordBatch) -> Vec<PodKey> {
         if pods.is_null(row) {
             continue;
         }
-        let key = (value(clusters, row), value(namespaces, row), pods.value(row));
+        let key = (
+            value(clusters, row),
+            value(namespaces, row),
+            pods.value(row),
+        );
         if seen.insert(key) {
             out.push(PodKey::new(key.0, key.1, key.2));
         }

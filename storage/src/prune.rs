@@ -104,11 +104,14 @@ pub fn prune_segments(
             intersect(meta.index.pod_rows(ids));
         }
         for (name, values) in &filter.values {
-            let Some(spec) = column(kind, name) else { continue };
+            let Some(spec) = column(kind, name) else {
+                continue;
+            };
             if spec.indexed == Indexed::Values
-                && let Some(rows) = meta.index.value_rows(name, values) {
-                    intersect(rows);
-                }
+                && let Some(rows) = meta.index.value_rows(name, values)
+            {
+                intersect(rows);
+            }
         }
         let Some(rows) = selected else {
             stats.rows_selected += meta.rows;
@@ -128,7 +131,8 @@ pub fn prune_segments(
         let mut start = 0u64;
         for &n in &meta.row_groups {
             let end = start + n;
-            let any = rows.range_cardinality(start as u32..end.min(u64::from(u32::MAX) + 1) as u32) > 0
+            let any = rows.range_cardinality(start as u32..end.min(u64::from(u32::MAX) + 1) as u32)
+                > 0
                 || (end > u64::from(u32::MAX) && rows.max().is_some_and(|m| u64::from(m) >= start));
             if !any {
                 stats.row_groups_pruned_by_index += 1;
@@ -148,7 +152,11 @@ pub fn prune_segments(
 }
 
 /// The hot rows of `kind` that meet `filter`, batch by batch, in arrival order.
-pub fn select_hot(version: &Version, kind: SignalKind, filter: &ScanFilter) -> Result<Vec<RecordBatch>> {
+pub fn select_hot(
+    version: &Version,
+    kind: SignalKind,
+    filter: &ScanFilter,
+) -> Result<Vec<RecordBatch>> {
     if filter.is_empty_set() {
         return Ok(Vec::new());
     }
@@ -164,12 +172,26 @@ pub fn select_hot(version: &Version, kind: SignalKind, filter: &ScanFilter) -> R
             Ok(())
         };
         if (filter.min_ts.is_some() || filter.max_ts.is_some())
-            && let Some(ts) = batch.column_by_name("ts").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()) {
-                let (lo, hi) = (filter.min_ts.unwrap_or(i64::MIN), filter.max_ts.unwrap_or(i64::MAX));
-                and_in(ts.values().iter().map(|&t| Some(t >= lo && t <= hi)).collect())?;
-            }
+            && let Some(ts) = batch
+                .column_by_name("ts")
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        {
+            let (lo, hi) = (
+                filter.min_ts.unwrap_or(i64::MIN),
+                filter.max_ts.unwrap_or(i64::MAX),
+            );
+            and_in(
+                ts.values()
+                    .iter()
+                    .map(|&t| Some(t >= lo && t <= hi))
+                    .collect(),
+            )?;
+        }
         for (name, values) in &filter.values {
-            let Some(array) = batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()) else {
+            let Some(array) = batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+            else {
                 continue;
             };
             let m: BooleanArray = (0..array.len())

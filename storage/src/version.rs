@@ -45,7 +45,10 @@ impl Version {
     }
 
     pub fn hot_bytes(&self) -> usize {
-        self.hot.iter().map(|h| h.batch.get_array_memory_size()).sum()
+        self.hot
+            .iter()
+            .map(|h| h.batch.get_array_memory_size())
+            .sum()
     }
 
     pub fn segment_rows(&self) -> u64 {

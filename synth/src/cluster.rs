@@ -66,7 +66,10 @@ pub struct Cluster {
 }
 
 const NAMESPACES: &[(&str, &[&str])] = &[
-    ("shop", &["frontend", "cart", "checkout", "catalog", "search"]),
+    (
+        "shop",
+        &["frontend", "cart", "checkout", "catalog", "search"],
+    ),
     ("payments", &["ledger", "gateway", "fraud-check"]),
     ("data", &["kafka", "postgres", "etl-worker"]),
     ("monitoring", &["prometheus", "grafana", "otel-collector"]),
@@ -77,8 +80,14 @@ const NAMESPACES: &[(&str, &[&str])] = &[
 impl Cluster {
     pub fn new(spec: ClusterSpec) -> Cluster {
         let mut rng = StdRng::seed_from_u64(spec.seed);
-        let node_count = if spec.nodes == 0 { spec.pods.div_ceil(30).max(1) } else { spec.nodes };
-        let nodes: Vec<String> = (0..node_count).map(|i| format!("ip-10-0-{}-{}.internal", i / 250, i % 250)).collect();
+        let node_count = if spec.nodes == 0 {
+            spec.pods.div_ceil(30).max(1)
+        } else {
+            spec.nodes
+        };
+        let nodes: Vec<String> = (0..node_count)
+            .map(|i| format!("ip-10-0-{}-{}.internal", i / 250, i % 250))
+            .collect();
         let deployments: Vec<(&str, &str)> = NAMESPACES
             .iter()
             .flat_map(|(ns, deps)| deps.iter().map(move |d| (*ns, *d)))
@@ -87,14 +96,20 @@ impl Cluster {
         for i in 0..spec.pods {
             let (ns, dep) = deployments[i % deployments.len()];
             let replica_set: u32 = rng.random_range(0x10000..0xfffff);
-            let suffix: String = (0..5).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect();
+            let suffix: String = (0..5)
+                .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+                .collect();
             pods.push(PodInfo {
                 namespace: ns.to_string(),
                 name: format!("{dep}-{replica_set:x}-{suffix}"),
                 deployment: dep.to_string(),
                 container: dep.to_string(),
                 node: nodes[rng.random_range(0..nodes.len())].clone(),
-                image: format!("registry.corp.example/{ns}/{dep}:1.{}.{}", rng.random_range(0..20), rng.random_range(0..10)),
+                image: format!(
+                    "registry.corp.example/{ns}/{dep}:1.{}.{}",
+                    rng.random_range(0..20),
+                    rng.random_range(0..10)
+                ),
                 service_account: format!("system:serviceaccount:{ns}:{dep}"),
                 cpu_limit: [0.5, 1.0, 2.0][rng.random_range(0..3)],
             });
@@ -107,7 +122,9 @@ impl Cluster {
     }
 
     pub(crate) fn interval_ns(&self) -> i64 {
-        i64::try_from(self.spec.scrape_interval.as_nanos()).unwrap_or(i64::MAX).max(1)
+        i64::try_from(self.spec.scrape_interval.as_nanos())
+            .unwrap_or(i64::MAX)
+            .max(1)
     }
 
     pub(crate) fn steps(&self) -> usize {

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, new_null_array};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    new_null_array,
+};
 use vigil_storage::SignalKind;
 use vigil_storage::schema::{ColumnType, columns, kind_schema};
 
@@ -76,7 +79,10 @@ impl Columns {
 
     pub fn list(&mut self, name: &'static str, values: &[&str]) {
         let rows = self.ts.len();
-        let b = self.lists.entry(name).or_insert_with(|| ListBuilder::new(StringBuilder::new()));
+        let b = self
+            .lists
+            .entry(name)
+            .or_insert_with(|| ListBuilder::new(StringBuilder::new()));
         Self::pad(b, rows - 1);
         for v in values {
             b.values().append_value(v);
@@ -92,13 +98,18 @@ impl Columns {
         for spec in columns(self.kind) {
             let array: ArrayRef = match spec.ty {
                 ColumnType::Timestamp => Arc::new(
-                    arrow::array::TimestampNanosecondArray::from(std::mem::take(&mut self.ts)).with_timezone("UTC"),
+                    arrow::array::TimestampNanosecondArray::from(std::mem::take(&mut self.ts))
+                        .with_timezone("UTC"),
                 ),
                 ColumnType::Utf8 => finish_or_null(self.strings.get_mut(spec.name), rows, spec.ty),
-                ColumnType::Float64 => finish_or_null(self.floats.get_mut(spec.name), rows, spec.ty),
+                ColumnType::Float64 => {
+                    finish_or_null(self.floats.get_mut(spec.name), rows, spec.ty)
+                }
                 ColumnType::Int64 => finish_or_null(self.ints.get_mut(spec.name), rows, spec.ty),
                 ColumnType::Int32 => finish_or_null(self.int32s.get_mut(spec.name), rows, spec.ty),
-                ColumnType::StringList => finish_or_null(self.lists.get_mut(spec.name), rows, spec.ty),
+                ColumnType::StringList => {
+                    finish_or_null(self.lists.get_mut(spec.name), rows, spec.ty)
+                }
                 ColumnType::StringMap => new_null_array(&spec.ty.data_type(), rows),
             };
             arrays.push(array);

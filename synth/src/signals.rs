@@ -14,9 +14,19 @@ const MINUTE: i64 = 60_000_000_000;
 enum Shape {
     /// A bounded random walk: with probability `p_move` it moves by 1 to 3 `unit`s up or
     /// down, else it stays; rounded to `decimals`.
-    Walk { unit: f64, p_move: f64, min: f64, max: f64, decimals: i32 },
+    Walk {
+        unit: f64,
+        p_move: f64,
+        min: f64,
+        max: f64,
+        decimals: i32,
+    },
     /// A monotonic counter growing by `mean` per scrape, give or take `spread` of it.
-    Counter { mean: f64, spread: f64, decimals: i32 },
+    Counter {
+        mean: f64,
+        spread: f64,
+        decimals: i32,
+    },
     /// Constant, with a rare small jump.
     NearConstant { jump: f64 },
 }
@@ -40,17 +50,29 @@ fn round(v: f64, decimals: i32) -> f64 {
 impl Series {
     fn advance(&mut self, rng: &mut StdRng) -> f64 {
         self.value = match self.shape {
-            Shape::Walk { unit, p_move, min, max, decimals } => {
+            Shape::Walk {
+                unit,
+                p_move,
+                min,
+                max,
+                decimals,
+            } => {
                 if rng.random_bool(p_move) {
-                    let units = f64::from(rng.random_range(1..=3u8)) * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                    let units = f64::from(rng.random_range(1..=3u8))
+                        * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
                     round((self.value + units * unit).clamp(min, max), decimals)
                 } else {
                     self.value
                 }
             }
-            Shape::Counter { mean, spread, decimals } => {
-                round(self.value + mean * (1.0 + rng.random_range(-spread..=spread)), decimals)
-            }
+            Shape::Counter {
+                mean,
+                spread,
+                decimals,
+            } => round(
+                self.value + mean * (1.0 + rng.random_range(-spread..=spread)),
+                decimals,
+            ),
             Shape::NearConstant { jump } => {
                 if rng.random_range(0..500) == 0 {
                     self.value - jump
@@ -84,7 +106,13 @@ impl Cluster {
                 name: "container_cpu_usage_cores",
                 metric_type: "gauge",
                 unit: "{cores}",
-                shape: Shape::Walk { unit: 0.01 * p.cpu_limit, p_move: 0.6, min: 0.0, max: p.cpu_limit, decimals: 3 },
+                shape: Shape::Walk {
+                    unit: 0.01 * p.cpu_limit,
+                    p_move: 0.6,
+                    min: 0.0,
+                    max: p.cpu_limit,
+                    decimals: 3,
+                },
                 value: round(rng.random_range(0.05..0.4) * p.cpu_limit, 3),
             },
             Series {
@@ -93,7 +121,13 @@ impl Cluster {
                 name: "container_memory_working_set_bytes",
                 metric_type: "gauge",
                 unit: "By",
-                shape: Shape::Walk { unit: 65_536.0, p_move: 0.4, min: 16.0 * 1_048_576.0, max: 2048.0 * 1_048_576.0, decimals: 0 },
+                shape: Shape::Walk {
+                    unit: 65_536.0,
+                    p_move: 0.4,
+                    min: 16.0 * 1_048_576.0,
+                    max: 2048.0 * 1_048_576.0,
+                    decimals: 0,
+                },
                 value: rng.random_range(64i64..512) as f64 * 1_048_576.0,
             },
             Series {
@@ -102,7 +136,11 @@ impl Cluster {
                 name: "container_network_receive_bytes_total",
                 metric_type: "sum",
                 unit: "By",
-                shape: Shape::Counter { mean: 50_000.0, spread: 0.2, decimals: 0 },
+                shape: Shape::Counter {
+                    mean: 50_000.0,
+                    spread: 0.2,
+                    decimals: 0,
+                },
                 value: rng.random_range(0i64..1_000_000_000) as f64,
             },
             Series {
@@ -111,7 +149,11 @@ impl Cluster {
                 name: "container_network_transmit_bytes_total",
                 metric_type: "sum",
                 unit: "By",
-                shape: Shape::Counter { mean: 30_000.0, spread: 0.2, decimals: 0 },
+                shape: Shape::Counter {
+                    mean: 30_000.0,
+                    spread: 0.2,
+                    decimals: 0,
+                },
                 value: rng.random_range(0i64..1_000_000_000) as f64,
             },
         ]
@@ -128,23 +170,63 @@ impl Cluster {
             value,
         };
         vec![
-            s("node_cpu_seconds_total", "sum", "s", Shape::Counter { mean: 9.9, spread: 0.01, decimals: 2 }, round(rng.random_range(1e5..1e7), 2)),
+            s(
+                "node_cpu_seconds_total",
+                "sum",
+                "s",
+                Shape::Counter {
+                    mean: 9.9,
+                    spread: 0.01,
+                    decimals: 2,
+                },
+                round(rng.random_range(1e5..1e7), 2),
+            ),
             s(
                 "node_memory_MemAvailable_bytes",
                 "gauge",
                 "By",
-                Shape::Walk { unit: 16.0 * 4096.0, p_move: 0.4, min: 1e9, max: 6.4e10, decimals: 0 },
+                Shape::Walk {
+                    unit: 16.0 * 4096.0,
+                    p_move: 0.4,
+                    min: 1e9,
+                    max: 6.4e10,
+                    decimals: 0,
+                },
                 (rng.random_range(2_000_000i64..8_000_000) * 4096) as f64,
             ),
-            s("node_load1", "gauge", "1", Shape::Walk { unit: 0.01, p_move: 0.5, min: 0.0, max: 64.0, decimals: 2 }, round(rng.random_range(0.5..4.0), 2)),
+            s(
+                "node_load1",
+                "gauge",
+                "1",
+                Shape::Walk {
+                    unit: 0.01,
+                    p_move: 0.5,
+                    min: 0.0,
+                    max: 64.0,
+                    decimals: 2,
+                },
+                round(rng.random_range(0.5..4.0), 2),
+            ),
             s(
                 "node_filesystem_avail_bytes",
                 "gauge",
                 "By",
-                Shape::NearConstant { jump: 4096.0 * 256.0 },
+                Shape::NearConstant {
+                    jump: 4096.0 * 256.0,
+                },
                 (rng.random_range(10_000_000i64..20_000_000) * 4096) as f64,
             ),
-            s("node_network_receive_bytes_total", "sum", "By", Shape::Counter { mean: 400_000.0, spread: 0.1, decimals: 0 }, rng.random_range(1e9..1e11_f64).round()),
+            s(
+                "node_network_receive_bytes_total",
+                "sum",
+                "By",
+                Shape::Counter {
+                    mean: 400_000.0,
+                    spread: 0.1,
+                    decimals: 0,
+                },
+                rng.random_range(1e9..1e11_f64).round(),
+            ),
         ]
     }
 
@@ -183,7 +265,10 @@ impl Cluster {
     }
 
     /// Every kind's batches, by kind.
-    pub fn batches(&self, kind: SignalKind) -> Box<dyn Iterator<Item = arrow::array::RecordBatch> + '_> {
+    pub fn batches(
+        &self,
+        kind: SignalKind,
+    ) -> Box<dyn Iterator<Item = arrow::array::RecordBatch> + '_> {
         match kind {
             SignalKind::Metric => Box::new(self.metrics()),
             SignalKind::Log => Box::new(PerMinute::new(self, SignalKind::Log, fill_logs)),
@@ -196,7 +281,10 @@ impl Cluster {
 
 impl std::fmt::Debug for Metrics<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").field("series", &self.series.len()).field("step", &self.step).finish()
+        f.debug_struct("Metrics")
+            .field("series", &self.series.len())
+            .field("step", &self.step)
+            .finish()
     }
 }
 
@@ -293,7 +381,9 @@ fn resource(c: &mut Columns, cluster: &Cluster, pod: usize) {
 }
 
 fn hex(rng: &mut StdRng, digits: usize) -> String {
-    (0..digits).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect()
+    (0..digits)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
 }
 
 fn fill_logs(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
@@ -302,11 +392,19 @@ fn fill_logs(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) 
         ("INFO", 9, "GET /healthz 200"),
         ("DEBUG", 5, "cache hit ratio=0.93"),
         ("WARN", 13, "slow upstream response duration_ms=950"),
-        ("ERROR", 17, "upstream connect error or disconnect/reset before headers"),
+        (
+            "ERROR",
+            17,
+            "upstream connect error or disconnect/reset before headers",
+        ),
     ];
     for pod in 0..cluster.pods.len() {
         for _ in 0..cluster.spec.logs_per_pod_minute {
-            let pick = if rng.random_range(0..20) == 0 { rng.random_range(3..5) } else { rng.random_range(0..3) };
+            let pick = if rng.random_range(0..20) == 0 {
+                rng.random_range(3..5)
+            } else {
+                rng.random_range(0..3)
+            };
             let (severity, number, body) = LINES[pick];
             c.row(minute + rng.random_range(0..MINUTE));
             resource(c, cluster, pod);
@@ -350,14 +448,26 @@ fn fill_spans(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns)
                 c.str("span_kind", Some("client"));
                 c.i64("duration_ns", duration / 2);
                 c.str("status_code", Some("ok"));
-                c.str("peer", Some(&format!("{}.{}.svc:8080", cluster.pods[q].deployment, cluster.pods[q].namespace)));
+                c.str(
+                    "peer",
+                    Some(&format!(
+                        "{}.{}.svc:8080",
+                        cluster.pods[q].deployment, cluster.pods[q].namespace
+                    )),
+                );
             }
         }
     }
 }
 
 fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
-    const CALLS: &[(&str, &str)] = &[("get", "configmaps"), ("list", "pods"), ("watch", "endpoints"), ("get", "leases"), ("update", "leases")];
+    const CALLS: &[(&str, &str)] = &[
+        ("get", "configmaps"),
+        ("list", "pods"),
+        ("watch", "endpoints"),
+        ("get", "leases"),
+        ("update", "leases"),
+    ];
     for pod in 0..cluster.pods.len() {
         if rng.random_range(0..60) >= cluster.spec.audit_per_pod_hour {
             continue;
@@ -373,7 +483,10 @@ fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns)
         c.str("resource", Some(resource_name));
         c.str("object_namespace", Some(&p.namespace));
         c.str("user", Some(&p.service_account));
-        c.list("groups", &["system:serviceaccounts", "system:authenticated"]);
+        c.list(
+            "groups",
+            &["system:serviceaccounts", "system:authenticated"],
+        );
         c.list("source_ips", &["10.0.0.1"]);
         c.str("user_agent", Some("Go-http-client/2.0"));
         c.i32("response_code", 200);
@@ -407,7 +520,11 @@ fn fill_events(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns
             let steps: [(&str, &str, Option<&str>); 5] = [
                 ("Scheduled", "Successfully assigned pod", None),
                 ("Pulling", "Pulling image", None),
-                ("Pulled", "Successfully pulled image", Some(p.image.as_str())),
+                (
+                    "Pulled",
+                    "Successfully pulled image",
+                    Some(p.image.as_str()),
+                ),
                 ("Created", "Created container", None),
                 ("Started", "Started container", None),
             ];
@@ -421,14 +538,24 @@ fn fill_events(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns
                 c.str("object_name", Some(&p.name));
                 c.str("image", *image);
                 c.i32("event_count", 1);
-                c.str("source_component", Some(if k == 0 { "default-scheduler" } else { "kubelet" }));
+                c.str(
+                    "source_component",
+                    Some(if k == 0 {
+                        "default-scheduler"
+                    } else {
+                        "kubelet"
+                    }),
+                );
             }
         } else if rng.random_range(0..2_000) == 0 {
             c.row(minute + rng.random_range(0..MINUTE));
             resource(c, cluster, pod);
             c.str("reason", Some("Unhealthy"));
             c.str("event_type", Some("Warning"));
-            c.str("message", Some("Readiness probe failed: HTTP probe failed with statuscode: 503"));
+            c.str(
+                "message",
+                Some("Readiness probe failed: HTTP probe failed with statuscode: 503"),
+            );
             c.str("object_kind", Some("Pod"));
             c.str("object_name", Some(&p.name));
             c.str("image", None);

@@ -5,7 +5,16 @@ use std::process::Command;
 
 fn inverse_tree(package: &str, dependency: &str) -> String {
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--edges", "normal,build", "-p", package, "-i", dependency])
+        .args([
+            "tree",
+            "--offline",
+            "--edges",
+            "normal,build",
+            "-p",
+            package,
+            "-i",
+            dependency,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
@@ -21,7 +30,11 @@ fn inverse_tree(package: &str, dependency: &str) -> String {
 fn query_and_storage_do_not_depend_on_each_other() {
     assert_eq!(inverse_tree("vigil-query", "vigil-storage"), "");
     assert_eq!(inverse_tree("vigil-storage", "vigil-query"), "");
-    assert_eq!(inverse_tree("vigil-storage", "datafusion"), "", "storage must not know SQL");
+    assert_eq!(
+        inverse_tree("vigil-storage", "datafusion"),
+        "",
+        "storage must not know SQL"
+    );
 }
 
 #[test]

@@ -15,8 +15,11 @@ fn batch(columns: Vec<(&str, Arc<dyn arrow::array::Array>)>) -> RecordBatch {
         .iter()
         .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
         .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect())
-        .expect("batch")
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .expect("batch")
 }
 
 fn rows(db: &Db) -> i64 {
@@ -27,15 +30,22 @@ fn rows(db: &Db) -> i64 {
 fn bad_batches_are_refused_with_the_column_named_and_nothing_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path());
-    db.write(SignalKind::Metric, &crash_batch(1)).expect("good batch");
+    db.write(SignalKind::Metric, &crash_batch(1))
+        .expect("good batch");
     let before = rows(&db);
 
     let missing_ts = batch(vec![
         ("name", Arc::new(StringArray::from(vec!["cpu"]))),
-        ("value", Arc::new(arrow::array::Float64Array::from(vec![1.0]))),
+        (
+            "value",
+            Arc::new(arrow::array::Float64Array::from(vec![1.0])),
+        ),
     ]);
     let e = db.write(SignalKind::Metric, &missing_ts).unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains("column `ts`"), "{e}");
+    assert!(
+        e.is_user_error() && e.to_string().contains("column `ts`"),
+        "{e}"
+    );
 
     let wrong_type = batch(vec![
         ("ts", Arc::new(Int64Array::from(vec![1]))),
@@ -43,21 +53,33 @@ fn bad_batches_are_refused_with_the_column_named_and_nothing_lost() {
         ("value", Arc::new(StringArray::from(vec!["0.5"]))),
     ]);
     let e = db.write(SignalKind::Metric, &wrong_type).unwrap_err();
-    assert!(e.to_string().contains("column `value`") && e.to_string().contains("DOUBLE"), "{e}");
+    assert!(
+        e.to_string().contains("column `value`") && e.to_string().contains("DOUBLE"),
+        "{e}"
+    );
 
     let e = "metrix".parse::<SignalKind>().unwrap_err();
-    assert!(e.to_string().contains("unknown signal kind `metrix`"), "{e}");
+    assert!(
+        e.to_string().contains("unknown signal kind `metrix`"),
+        "{e}"
+    );
 
     // A batch of one kind offered as another is refused by its columns.
     let e = db.write(SignalKind::Audit, &crash_batch(2)).unwrap_err();
     assert!(e.to_string().contains("invalid audit batch"), "{e}");
 
     // write_all is all or nothing: a bad second batch keeps the good first one out.
-    let e = db.write_all(SignalKind::Metric, &[crash_batch(3), wrong_type]).unwrap_err();
-    assert!(matches!(e, EngineError::Storage(StorageError::InvalidBatch { .. })), "{e}");
+    let e = db
+        .write_all(SignalKind::Metric, &[crash_batch(3), wrong_type])
+        .unwrap_err();
+    assert!(
+        matches!(e, EngineError::Storage(StorageError::InvalidBatch { .. })),
+        "{e}"
+    );
     assert_eq!(rows(&db), before);
 
-    db.write(SignalKind::Metric, &crash_batch(4)).expect("the store still accepts writes");
+    db.write(SignalKind::Metric, &crash_batch(4))
+        .expect("the store still accepts writes");
     assert_eq!(rows(&db), before + vigil_tests::crash_batch_rows(4) as i64);
 }
 
@@ -65,7 +87,8 @@ fn bad_batches_are_refused_with_the_column_named_and_nothing_lost() {
 fn bad_sql_is_a_clear_error_and_the_database_carries_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path());
-    db.write(SignalKind::Metric, &crash_batch(1)).expect("write");
+    db.write(SignalKind::Metric, &crash_batch(1))
+        .expect("write");
     let rt = runtime();
     for (sql, expect) in [
         ("SELEC * FROM metrics", "SELEC"),
@@ -73,7 +96,10 @@ fn bad_sql_is_a_clear_error_and_the_database_carries_on() {
         ("SELECT * FROM metricz", "metricz"),
         ("SELECT count(* FROM metrics", "Expected"),
         ("INSERT INTO signals (ts) VALUES (now())", "signals"),
-        ("INSERT INTO metrics (ts, name) VALUES (now(), 'x')", "value"),
+        (
+            "INSERT INTO metrics (ts, name) VALUES (now(), 'x')",
+            "value",
+        ),
     ] {
         let e = rt.block_on(db.query(sql)).unwrap_err();
         assert!(e.is_user_error(), "{sql}: {e:?}");
@@ -97,7 +123,8 @@ fn a_truncated_segment_is_reported_by_name_and_the_store_opens_again_once_restor
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = open(dir.path());
-        db.write(SignalKind::Metric, &crash_batch(7)).expect("write");
+        db.write(SignalKind::Metric, &crash_batch(7))
+            .expect("write");
         db.flush().expect("flush");
         db.close().expect("close");
     }
@@ -106,7 +133,10 @@ fn a_truncated_segment_is_reported_by_name_and_the_store_opens_again_once_restor
     std::fs::write(&file, &original[..original.len() / 2]).expect("truncate");
     let e = Db::open_with(dir.path(), crate::support::test_options()).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains(&file.file_name().unwrap().to_string_lossy().to_string()), "{msg}");
+    assert!(
+        msg.contains(&file.file_name().unwrap().to_string_lossy().to_string()),
+        "{msg}"
+    );
     assert!(msg.contains("truncated"), "{msg}");
 
     std::fs::write(&file, &original).expect("restore");
@@ -119,7 +149,8 @@ fn a_damaged_segment_fails_verification_and_queries_without_panicking() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = open(dir.path());
-        db.write(SignalKind::Metric, &crash_batch(8)).expect("write");
+        db.write(SignalKind::Metric, &crash_batch(8))
+            .expect("write");
         db.flush().expect("flush");
         db.close().expect("close");
     }
@@ -138,7 +169,8 @@ fn a_damaged_segment_fails_verification_and_queries_without_panicking() {
     let rt = runtime();
     let _ = rt.block_on(db.query("SELECT sum(value) FROM metrics"));
     // Writes still work.
-    db.write(SignalKind::Metric, &crash_batch(9)).expect("write after damage");
+    db.write(SignalKind::Metric, &crash_batch(9))
+        .expect("write after damage");
 }
 
 #[test]
@@ -166,7 +198,10 @@ fn a_torn_wal_tail_loses_a_suffix_of_the_writes_and_nothing_else() {
     let len = std::fs::metadata(&wal).expect("wal").len();
     assert!(len > 4_000, "the WAL holds the writes ({len} bytes)");
     // Cut the end off, as a torn write at a crash would.
-    let file = std::fs::OpenOptions::new().write(true).open(&wal).expect("open wal");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .expect("open wal");
     file.set_len(len - 700).expect("truncate wal");
     drop(file);
 
@@ -177,17 +212,32 @@ fn a_torn_wal_tail_loses_a_suffix_of_the_writes_and_nothing_else() {
         .expect("query");
     let mut present = Vec::new();
     for b in &batches {
-        let v = b.column(0).as_any().downcast_ref::<arrow::array::Float64Array>().expect("f64");
-        let n = b.column(1).as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64");
+        let v = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .expect("f64");
+        let n = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("i64");
         for i in 0..b.num_rows() {
             let id = v.value(i) as u64;
-            assert_eq!(n.value(i), vigil_tests::crash_batch_rows(id) as i64, "batch {id} is whole");
+            assert_eq!(
+                n.value(i),
+                vigil_tests::crash_batch_rows(id) as i64,
+                "batch {id} is whole"
+            );
             present.push(id);
         }
     }
     // What survives is a prefix of the writes: only the torn tail is gone.
     let ids: Vec<u64> = (100..100 + count).collect();
-    assert!(present.len() >= ids.len() - 2, "lost more than the torn tail: {present:?}");
+    assert!(
+        present.len() >= ids.len() - 2,
+        "lost more than the torn tail: {present:?}"
+    );
     assert_eq!(present[..], ids[..present.len()]);
     db.store().verify().expect("segments match the manifest");
 }
@@ -197,27 +247,39 @@ fn a_truncated_rocksdb_table_file_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = open(dir.path());
-        db.write(SignalKind::Metric, &crash_batch(40)).expect("write");
+        db.write(SignalKind::Metric, &crash_batch(40))
+            .expect("write");
         db.flush().expect("flush: the manifest goes into RocksDB");
-        db.write(SignalKind::Metric, &crash_batch(41)).expect("a hot write");
+        db.write(SignalKind::Metric, &crash_batch(41))
+            .expect("a hot write");
         // A clean close writes RocksDB's memtables to table files.
         db.close().expect("close");
     }
     let kv = dir.path().join("kv");
     let mut damaged = 0;
-    for entry in std::fs::read_dir(&kv).expect("kv dir").filter_map(|e| e.ok()) {
+    for entry in std::fs::read_dir(&kv)
+        .expect("kv dir")
+        .filter_map(|e| e.ok())
+    {
         if entry.file_name().to_string_lossy().ends_with(".sst") {
             let len = entry.metadata().expect("meta").len();
-            let f = std::fs::OpenOptions::new().write(true).open(entry.path()).expect("open");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(entry.path())
+                .expect("open");
             f.set_len(len / 2).expect("truncate");
             damaged += 1;
         }
     }
     assert!(damaged > 0, "no RocksDB table file to damage");
-    let result = std::panic::catch_unwind(|| Db::open_with(dir.path(), crate::support::test_options()));
+    let result =
+        std::panic::catch_unwind(|| Db::open_with(dir.path(), crate::support::test_options()));
     let opened = result.expect("opening a damaged store must not panic");
     let e = opened.expect_err("a truncated RocksDB table file cannot open cleanly");
-    assert!(e.to_string().contains("RocksDB") && e.to_string().contains(".sst"), "{e}");
+    assert!(
+        e.to_string().contains("RocksDB") && e.to_string().contains(".sst"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -225,22 +287,31 @@ fn a_truncated_rocksdb_manifest_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = open(dir.path());
-        db.write(SignalKind::Metric, &crash_batch(50)).expect("write");
+        db.write(SignalKind::Metric, &crash_batch(50))
+            .expect("write");
         db.flush().expect("flush");
-        db.write(SignalKind::Metric, &crash_batch(51)).expect("a hot write");
+        db.write(SignalKind::Metric, &crash_batch(51))
+            .expect("a hot write");
         db.close().expect("close");
     }
     let kv = dir.path().join("kv");
-    for entry in std::fs::read_dir(&kv).expect("kv dir").filter_map(|e| e.ok()) {
+    for entry in std::fs::read_dir(&kv)
+        .expect("kv dir")
+        .filter_map(|e| e.ok())
+    {
         if entry.file_name().to_string_lossy().starts_with("MANIFEST-") {
             let len = entry.metadata().expect("meta").len();
-            let f = std::fs::OpenOptions::new().write(true).open(entry.path()).expect("open");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(entry.path())
+                .expect("open");
             f.set_len(len - len / 4).expect("truncate");
         }
     }
     // RocksDB either recovers (its MANIFEST is a log; the WAL holds the rest) or refuses
     // with a message; it must not panic, and whatever opens must hold every row.
-    let result = std::panic::catch_unwind(|| Db::open_with(dir.path(), crate::support::test_options()));
+    let result =
+        std::panic::catch_unwind(|| Db::open_with(dir.path(), crate::support::test_options()));
     match result.expect("opening a damaged store must not panic") {
         Ok(db) => assert_eq!(
             rows(&db),

@@ -40,7 +40,12 @@ struct Round {
 }
 
 /// Runs one child until `deadline` (then SIGKILL) or until it dies by itself.
-fn run_child(dir: &std::path::Path, first_id: u64, failpoint: Option<&str>, run_for: Duration) -> Round {
+fn run_child(
+    dir: &std::path::Path,
+    first_id: u64,
+    failpoint: Option<&str>,
+    run_for: Duration,
+) -> Round {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_crash_writer"));
     cmd.arg(dir).arg(first_id.to_string()).arg("4");
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
@@ -112,13 +117,19 @@ fn batches_in_store(dir: &std::path::Path) -> BTreeMap<u64, i64> {
         .expect("query after crash");
     let mut out = BTreeMap::new();
     for b in &batches {
-        let values = b.column(0).as_any().downcast_ref::<Float64Array>().expect("f64");
+        let values = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
         let counts = b.column(1).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
             out.insert(values.value(i) as u64, counts.value(i));
         }
     }
-    db.store().verify().expect("every segment matches its manifest entry");
+    db.store()
+        .verify()
+        .expect("every segment matches its manifest entry");
     db.close().expect("close");
     out
 }
@@ -164,6 +175,13 @@ fn acknowledged_writes_survive_sigkill_and_crash_points_exactly_once() {
             );
         }
     }
-    assert!(kills >= KILL_ROUNDS as usize, "only {kills} SIGKILL rounds ran");
-    assert!(all_acked.len() > 100, "too few writes were acknowledged to mean anything: {}", all_acked.len());
+    assert!(
+        kills >= KILL_ROUNDS as usize,
+        "only {kills} SIGKILL rounds ran"
+    );
+    assert!(
+        all_acked.len() > 100,
+        "too few writes were acknowledged to mean anything: {}",
+        all_acked.len()
+    );
 }

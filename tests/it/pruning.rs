@@ -5,8 +5,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::{RecordBatch, StringArray, TimestampNanosecondArray};
 use datafusion::physical_plan::ExecutionPlan;
 use vigil::table::VigilScanExec;
 use vigil::{Db, SignalKind};
@@ -27,7 +26,10 @@ fn hour(h: i64) -> RecordBatch {
     let mut values = Vec::new();
     for step in 0..360i64 {
         for p in 0..PODS {
-            for (m, name) in ["container_cpu_usage_cores", "container_memory_bytes"].iter().enumerate() {
+            for (m, name) in ["container_cpu_usage_cores", "container_memory_bytes"]
+                .iter()
+                .enumerate()
+            {
                 ts.push(T0 + h * HOUR + step * 10_000_000_000);
                 ns.push(format!("ns-{}", p % 4));
                 pods.push(format!("pod-{p:02}"));
@@ -36,24 +38,7 @@ fn hour(h: i64) -> RecordBatch {
             }
         }
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
-        Field::new("namespace", DataType::Utf8, true),
-        Field::new("pod", DataType::Utf8, true),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("value", DataType::Float64, false),
-    ]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")),
-            Arc::new(StringArray::from(ns)),
-            Arc::new(StringArray::from(pods)),
-            Arc::new(StringArray::from(names)),
-            Arc::new(Float64Array::from(values)),
-        ],
-    )
-    .expect("batch")
+    vigil_tests::metric_batch(ts, ns, pods, names, values)
 }
 
 fn scan_summary(db: &Db, sql: &str) -> vigil::table::ScanSummary {
@@ -89,7 +74,11 @@ fn pruning_skips_segments_and_row_groups_without_changing_answers() {
     let hot_answers: Vec<String> = QUERIES.iter().map(|q| query(&db, q)).collect();
 
     db.flush().expect("flush");
-    assert_eq!(db.store().version().segments.len(), 3, "one segment per hour window");
+    assert_eq!(
+        db.store().version().segments.len(),
+        3,
+        "one segment per hour window"
+    );
     let cold_answers: Vec<String> = QUERIES.iter().map(|q| query(&db, q)).collect();
     assert_eq!(hot_answers, cold_answers);
 
@@ -100,7 +89,10 @@ fn pruning_skips_segments_and_row_groups_without_changing_answers() {
     let s = scan_summary(&db, QUERIES[0]);
     let read = s.prune.row_groups_total - s.prune.row_groups_pruned_by_index;
     assert!(s.prune.row_groups_total >= 3 * 28, "{s:?}");
-    assert!(read <= 6, "a one-pod query reads at most two row groups per segment: {s:?}");
+    assert!(
+        read <= 6,
+        "a one-pod query reads at most two row groups per segment: {s:?}"
+    );
 
     let s = scan_summary(&db, QUERIES[5]);
     assert_eq!(s.prune.segments_pruned_by_index, 3, "{s:?}");
@@ -110,8 +102,14 @@ fn pruning_skips_segments_and_row_groups_without_changing_answers() {
     db.flush().expect("flush");
     db.compact().expect("compact");
     assert_eq!(db.store().version().segments.len(), 3);
-    let doubled = query(&db, "SELECT count(*) FROM metrics WHERE ts < TIMESTAMP '2023-11-14T23:00:00Z'");
-    assert!(doubled.contains(&(2 * 360 * PODS * 2).to_string()), "{doubled}");
+    let doubled = query(
+        &db,
+        "SELECT count(*) FROM metrics WHERE ts < TIMESTAMP '2023-11-14T23:00:00Z'",
+    );
+    assert!(
+        doubled.contains(&(2 * 360 * PODS * 2).to_string()),
+        "{doubled}"
+    );
 }
 
 #[test]
@@ -120,10 +118,17 @@ fn scans_declare_pod_ts_order_so_no_sort_is_planned() {
     let db = open(dir.path());
     db.write(SignalKind::Metric, &hour(0)).expect("write");
     db.flush().expect("flush");
-    db.write(SignalKind::Metric, &hour(1)).expect("write hot rows");
-    let plan = query(&db, "EXPLAIN SELECT pod, ts, value FROM metrics ORDER BY pod, ts");
+    db.write(SignalKind::Metric, &hour(1))
+        .expect("write hot rows");
+    let plan = query(
+        &db,
+        "EXPLAIN SELECT pod, ts, value FROM metrics ORDER BY pod, ts",
+    );
     assert!(plan.contains("SortPreservingMergeExec"), "{plan}");
-    assert!(!plan.contains("SortExec:"), "a sort was planned although the scan is ordered:\n{plan}");
+    assert!(
+        !plan.contains("SortExec:"),
+        "a sort was planned although the scan is ordered:\n{plan}"
+    );
     // And the merged output really is in order.
     let rt = runtime();
     let batches = rt
@@ -132,8 +137,16 @@ fn scans_declare_pod_ts_order_so_no_sort_is_planned() {
     let mut last: Option<(String, i64)> = None;
     let mut n = 0;
     for b in &batches {
-        let pods = b.column(0).as_any().downcast_ref::<StringArray>().expect("pod");
-        let ts = b.column(1).as_any().downcast_ref::<TimestampNanosecondArray>().expect("ts");
+        let pods = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("pod");
+        let ts = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .expect("ts");
         for i in 0..b.num_rows() {
             let cur = (pods.value(i).to_string(), ts.value(i));
             if let Some(prev) = &last {
@@ -158,7 +171,12 @@ fn explain_analyze_reports_what_was_pruned() {
         &db,
         "EXPLAIN ANALYZE SELECT count(*) FROM metrics WHERE pod = 'pod-03' AND ts < TIMESTAMP '2023-11-14T23:00:00Z'",
     );
-    for metric in ["segments_pruned_by_time=1", "segments_total=2", "row_groups_pruned_by_index=", "row_groups_pruned_statistics"] {
+    for metric in [
+        "segments_pruned_by_time=1",
+        "segments_total=2",
+        "row_groups_pruned_by_index=",
+        "row_groups_pruned_statistics",
+    ] {
         assert!(out.contains(metric), "{metric} missing from:\n{out}");
     }
 }

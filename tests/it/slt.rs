@@ -46,7 +46,8 @@ impl VigilSlt {
     }
 
     fn normalize(&self, s: &str) -> String {
-        s.replace(&self.dir, "<DIR>").replace(self.dir.trim_start_matches('/'), "<DIR>")
+        s.replace(&self.dir, "<DIR>")
+            .replace(self.dir.trim_start_matches('/'), "<DIR>")
     }
 }
 
@@ -63,7 +64,11 @@ fn column_type(t: &DataType) -> DefaultColumnType {
 fn cell(array: &dyn Array, row: usize, options: &FormatOptions<'_>) -> Result<String, SltError> {
     let formatter = ArrayFormatter::try_new(array, options).map_err(|e| SltError(e.to_string()))?;
     let s = formatter.value(row).to_string();
-    Ok(if s.is_empty() { "(empty)".to_string() } else { s })
+    Ok(if s.is_empty() {
+        "(empty)".to_string()
+    } else {
+        s
+    })
 }
 
 #[async_trait]
@@ -72,7 +77,11 @@ impl sqllogictest::AsyncDB for VigilSlt {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
-        let batches: Vec<RecordBatch> = self.db.query(sql).await.map_err(|e| SltError(self.normalize(&e.to_string())))?;
+        let batches: Vec<RecordBatch> = self
+            .db
+            .query(sql)
+            .await
+            .map_err(|e| SltError(self.normalize(&e.to_string())))?;
         let lowered = sql.trim_start().to_ascii_lowercase();
         let is_query = lowered.starts_with("select")
             || lowered.starts_with("with")
@@ -87,7 +96,11 @@ impl sqllogictest::AsyncDB for VigilSlt {
                 .first()
                 .filter(|b| b.num_rows() > 0 && b.num_columns() > 0)
                 .and_then(|b| arrow::compute::cast(b.column(0), &DataType::UInt64).ok())
-                .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<arrow::array::UInt64Array>()
+                        .map(|a| a.value(0))
+                })
                 .unwrap_or(0);
             return Ok(DBOutput::StatementComplete(count));
         }
@@ -118,7 +131,11 @@ impl sqllogictest::AsyncDB for VigilSlt {
                 });
             }
         };
-        let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        let types = schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
         let mut rows = Vec::new();
         for batch in &batches {
             for r in 0..batch.num_rows() {
@@ -172,12 +189,20 @@ fn golden_sql_files() {
                     .await
                     .map_err(|e| e.to_string())
             } else {
-                runner.run_file_async(file).await.map_err(|e| e.display(false).to_string())
+                runner
+                    .run_file_async(file)
+                    .await
+                    .map_err(|e| e.display(false).to_string())
             }
         });
         if let Err(e) = result {
             failures.push(format!("{}:\n{e}", file.display()));
         }
     }
-    assert!(failures.is_empty(), "{} golden file(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden file(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

@@ -40,16 +40,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Runs a query and renders it as a pretty table.
 pub fn query(db: &Db, sql: &str) -> String {
     let rt = runtime();
-    let batches = rt.block_on(db.query(sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    arrow::util::pretty::pretty_format_batches(&batches).expect("format").to_string()
+    let batches = rt
+        .block_on(db.query(sql))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("format")
+        .to_string()
 }
 
 /// Runs a query returning one integer.
 pub fn count(db: &Db, sql: &str) -> i64 {
     let rt = runtime();
-    let batches = rt.block_on(db.query(sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = rt
+        .block_on(db.query(sql))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
-    let col = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Int64).expect("cast");
+    let col =
+        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Int64).expect("cast");
     col.as_any()
         .downcast_ref::<arrow::array::Int64Array>()
         .expect("int64")

@@ -17,10 +17,35 @@ pub fn crash_batch_rows(id: u64) -> usize {
 /// A metric batch whose every row carries `value = id`, spread over a few pods.
 pub fn crash_batch(id: u64) -> RecordBatch {
     let rows = crash_batch_rows(id);
-    let ts: Vec<i64> = (0..rows).map(|i| T0 + (id as i64 % 5_000) * 1_000_000_000 + i as i64).collect();
-    let pods: Vec<String> = (0..rows).map(|i| format!("pod-{}", (id as usize + i) % 37)).collect();
+    let ts: Vec<i64> = (0..rows)
+        .map(|i| T0 + (id as i64 % 5_000) * 1_000_000_000 + i as i64)
+        .collect();
+    let pods: Vec<String> = (0..rows)
+        .map(|i| format!("pod-{}", (id as usize + i) % 37))
+        .collect();
+    metric_batch(
+        ts,
+        vec!["crash".to_string(); rows],
+        pods,
+        vec!["crash_test_batch".to_string(); rows],
+        vec![id as f64; rows],
+    )
+}
+
+/// A metric batch from columns of equal length.
+pub fn metric_batch(
+    ts: Vec<i64>,
+    namespaces: Vec<String>,
+    pods: Vec<String>,
+    names: Vec<String>,
+    values: Vec<f64>,
+) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("namespace", DataType::Utf8, true),
         Field::new("pod", DataType::Utf8, true),
         Field::new("name", DataType::Utf8, false),
@@ -30,10 +55,10 @@ pub fn crash_batch(id: u64) -> RecordBatch {
         schema,
         vec![
             Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")),
-            Arc::new(StringArray::from(vec!["crash"; rows])),
+            Arc::new(StringArray::from(namespaces)),
             Arc::new(StringArray::from(pods)),
-            Arc::new(StringArray::from(vec!["crash_test_batch"; rows])),
-            Arc::new(Float64Array::from(vec![id as f64; rows])),
+            Arc::new(StringArray::from(names)),
+            Arc::new(Float64Array::from(values)),
         ],
     )
     .expect("a valid batch")

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use vigil::{Db, DbOptions, Durability, SignalKind, StoreOptions};
-use vigil_benches::{dir_bytes, median, metric_batches, segment_bytes};
+use vigil_benches::{dir_bytes, ingest_concurrently, median, metric_batches, segment_bytes};
 use vigil_synth::{Cluster, ClusterSpec};
 
 #[derive(Debug, Parser)]
@@ -84,13 +84,30 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
-        Command::Ingest { batches, export, runs } => ingest(batches, export.as_deref(), runs),
-        Command::Build { dir, pods, hours, page_rows, row_group_rows } => build(&dir, pods, hours, page_rows, row_group_rows),
+        Command::Ingest {
+            batches,
+            export,
+            runs,
+        } => ingest(batches, export.as_deref(), runs),
+        Command::Build {
+            dir,
+            pods,
+            hours,
+            page_rows,
+            row_group_rows,
+        } => build(&dir, pods, hours, page_rows, row_group_rows),
         Command::PodHour { dir, runs, explain } => rt.block_on(pod_hour(&dir, runs, explain)),
         Command::Aggregate { dir, runs } => rt.block_on(aggregate(&dir, runs)),
-        Command::Compression { dir, nodes, hours, export } => compression(&dir, nodes, hours, export.as_deref()),
+        Command::Compression {
+            dir,
+            nodes,
+            hours,
+            export,
+        } => compression(&dir, nodes, hours, export.as_deref()),
     }
 }
 
@@ -105,7 +122,7 @@ fn options(durability: Durability) -> DbOptions {
 }
 
 fn ingest(n: usize, export: Option<&Path>, runs: usize) -> Result<()> {
-    let batches = Arc::new(metric_batches(n));
+    let batches = metric_batches(n);
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if let Some(path) = export {
         vigil_benches::write_parquet(path, &batches)?;
@@ -118,20 +135,9 @@ fn ingest(n: usize, export: Option<&Path>, runs: usize) -> Result<()> {
         let mut rates = Vec::new();
         for _ in 0..runs {
             let dir = tempfile::tempdir()?;
-            let db = Arc::new(Db::open_with(dir.path(), options(durability))?);
-            let start = Instant::now();
-            std::thread::scope(|s| {
-                for w in 0..writers {
-                    let db = Arc::clone(&db);
-                    let batches = Arc::clone(&batches);
-                    s.spawn(move || {
-                        for batch in batches.iter().skip(w).step_by(writers) {
-                            db.write(SignalKind::Metric, batch).expect("write");
-                        }
-                    });
-                }
-            });
-            rates.push(rows as f64 / start.elapsed().as_secs_f64());
+            let db = Db::open_with(dir.path(), options(durability))?;
+            let elapsed = ingest_concurrently(&db, &batches, writers);
+            rates.push(rows as f64 / elapsed.as_secs_f64());
         }
         println!(
             r#"{{"bench":"ingest","mode":"{name}","rows":{rows},"rows_per_s_median":{:.0},"runs":{runs}}}"#,
@@ -141,7 +147,13 @@ fn ingest(n: usize, export: Option<&Path>, runs: usize) -> Result<()> {
     Ok(())
 }
 
-fn build(dir: &Path, pods: usize, hours: f64, page_rows: Option<usize>, row_group_rows: Option<usize>) -> Result<()> {
+fn build(
+    dir: &Path,
+    pods: usize,
+    hours: f64,
+    page_rows: Option<usize>,
+    row_group_rows: Option<usize>,
+) -> Result<()> {
     let spec = ClusterSpec {
         pods,
         duration: Duration::from_secs_f64(hours * 3600.0),
@@ -164,7 +176,10 @@ fn build(dir: &Path, pods: usize, hours: f64, page_rows: Option<usize>, row_grou
             rows += batch.num_rows();
             db.write(kind, &batch)?;
         }
-        eprintln!("{kind}: {rows} rows so far, {:.0} s", start.elapsed().as_secs_f64());
+        eprintln!(
+            "{kind}: {rows} rows so far, {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
     }
     let ingest = start.elapsed();
     db.flush()?;
@@ -199,22 +214,34 @@ fn bytes_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
         .metrics()
         .and_then(|m| m.sum_by_name("bytes_scanned"))
         .map_or(0, |v| v.as_usize());
-    own + plan.children().into_iter().map(bytes_scanned).sum::<usize>()
+    own + plan
+        .children()
+        .into_iter()
+        .map(bytes_scanned)
+        .sum::<usize>()
 }
 
 fn open_existing(dir: &Path) -> Result<Db> {
-    let db = Db::open_with(dir, options(Durability::Sync)).with_context(|| format!("opening {}", dir.display()))?;
+    let db = Db::open_with(dir, options(Durability::Sync))
+        .with_context(|| format!("opening {}", dir.display()))?;
     Ok(db)
 }
 
 async fn pod_hour(dir: &Path, runs: usize, explain: bool) -> Result<()> {
     let db = open_existing(dir)?;
-    let pods = db.query("SELECT DISTINCT pod FROM events WHERE pod IS NOT NULL ORDER BY pod").await?;
+    let pods = db
+        .query("SELECT DISTINCT pod FROM events WHERE pod IS NOT NULL ORDER BY pod")
+        .await?;
     let pods: Vec<String> = pods
         .iter()
         .flat_map(|b| {
-            let a = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().cloned();
-            a.into_iter().flat_map(|a| a.iter().flatten().map(str::to_string).collect::<Vec<_>>())
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .cloned();
+            a.into_iter()
+                .flat_map(|a| a.iter().flatten().map(str::to_string).collect::<Vec<_>>())
         })
         .collect();
     anyhow::ensure!(!pods.is_empty(), "the store has no pods; run `build` first");
@@ -270,7 +297,10 @@ async fn aggregate(dir: &Path, runs: usize) -> Result<()> {
     }
     let metric_rows = db.query("SELECT count(*) FROM metrics").await?;
     let n = arrow::compute::cast(metric_rows[0].column(0), &arrow::datatypes::DataType::Int64)?;
-    let n = n.as_any().downcast_ref::<arrow::array::Int64Array>().map_or(0, |a| a.value(0));
+    let n = n
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .map_or(0, |a| a.value(0));
     println!(
         r#"{{"bench":"aggregate","runs":{runs},"metric_rows":{n},"groups":{groups},"median_ms":{:.1}}}"#,
         median(&mut times)

@@ -90,7 +90,8 @@ mod tests {
 
     #[test]
     fn runs_become_selectors_relative_to_the_row_group() {
-        let rows: vigil_storage::roaring::RoaringBitmap = [12u32, 13, 14, 17, 19].into_iter().collect();
+        let rows: vigil_storage::roaring::RoaringBitmap =
+            [12u32, 13, 14, 17, 19].into_iter().collect();
         assert_eq!(describe(selection(&rows, 10, 20)), "-2 +3 -2 +1 -1 +1");
         assert_eq!(describe(selection(&rows, 0, 10)), "skip");
         let all: vigil_storage::roaring::RoaringBitmap = (20u32..30).collect();

@@ -86,7 +86,8 @@ impl DisplayAs for VigilScanExec {
             p.segments_total,
             p.segments_pruned_by_time,
             p.segments_pruned_by_index,
-            p.row_groups_total.saturating_sub(p.row_groups_pruned_by_index),
+            p.row_groups_total
+                .saturating_sub(p.row_groups_pruned_by_index),
             p.row_groups_total,
             p.row_groups_pruned_by_index,
             p.rows_selected,
@@ -125,14 +126,21 @@ impl ExecutionPlan for VigilScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("VigilScanExec needs one child".into()))?;
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children.pop().ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal("VigilScanExec needs one child".into())
+        })?;
         Ok(Arc::new(VigilScanExec::new(self.summary.clone(), input)))
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         self.input.execute(partition, context)
     }
 

@@ -53,7 +53,11 @@ impl DataSink for StoreSink {
         &self.schema
     }
 
-    async fn write_all(&self, data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
         let batches: Vec<_> = data.try_collect().await?;
         let store = Arc::clone(&self.store);
         let kind = self.kind;

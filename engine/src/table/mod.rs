@@ -3,36 +3,27 @@
 mod access;
 mod exec;
 mod insert;
+mod kind;
 mod scan;
+mod signals;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::Session;
-use datafusion::common::{Result, ScalarValue, not_impl_err, plan_err};
-use datafusion::datasource::sink::DataSinkExec;
-use datafusion::datasource::{TableProvider, TableType};
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_expr::expressions::{Column, Literal};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::empty::EmptyExec;
 use vigil_query::{ColumnRoles, analyze};
-use vigil_storage::schema::{KIND_COLUMN, kind_schema, signals_schema};
-use vigil_storage::{ScanFilter, SignalKind, Store};
+use vigil_storage::ScanFilter;
 
 pub use exec::{ScanSummary, VigilScanExec};
+pub use kind::KindTable;
 pub use scan::pod_ts_ordering;
+pub use signals::SignalsTable;
 
-use insert::StoreSink;
-use scan::{scan_kind, string_columns};
-
-fn scan_filter(filters: &[Expr], strings: &[&str]) -> ScanFilter {
-    let c = analyze(filters, &ColumnRoles { time: "ts", strings });
+pub(crate) fn scan_filter(filters: &[Expr], strings: &[&str]) -> ScanFilter {
+    let c = analyze(
+        filters,
+        &ColumnRoles {
+            time: "ts",
+            strings,
+        },
+    );
     ScanFilter {
         min_ts: c.min_ts,
         max_ts: c.max_ts,
@@ -41,179 +32,7 @@ fn scan_filter(filters: &[Expr], strings: &[&str]) -> ScanFilter {
     }
 }
 
-/// The table of one signal kind (`metrics`, `logs`, `spans`, `audit`, `events`).
-#[derive(Debug)]
-pub struct KindTable {
-    kind: SignalKind,
-    store: Arc<Store>,
-}
-
-impl KindTable {
-    pub fn new(kind: SignalKind, store: Arc<Store>) -> Self {
-        KindTable { kind, store }
-    }
-}
-
-#[async_trait]
-impl TableProvider for KindTable {
-    fn schema(&self) -> SchemaRef {
-        kind_schema(self.kind)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Filters prune segments, row groups and pages, but DataFusion still applies them.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let filter = scan_filter(filters, &string_columns(self.kind));
-        let version = self.store.version();
-        let scan = scan_kind(state, &self.store, &version, self.kind, &filter, filters, projection)?;
-        let mut summary = ScanSummary {
-            table: self.kind.table_name().to_string(),
-            ..Default::default()
-        };
-        summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
-        Ok(Arc::new(VigilScanExec::new(summary, scan.plan)))
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return not_impl_err!("{} is append-only: {insert_op} is not supported", self.kind.table_name());
-        }
-        let sink = StoreSink::new(self.kind, Arc::clone(&self.store));
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
-    }
-}
-
-/// `signals`: every kind in one wide table, with a `kind` column.
-#[derive(Debug)]
-pub struct SignalsTable {
-    store: Arc<Store>,
-}
-
-impl SignalsTable {
-    pub fn new(store: Arc<Store>) -> Self {
-        SignalsTable { store }
-    }
-}
-
-#[async_trait]
-impl TableProvider for SignalsTable {
-    fn schema(&self) -> SchemaRef {
-        signals_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let wide = signals_schema();
-        let wanted: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..wide.fields().len()).collect(),
-        };
-        let output = Arc::new(wide.project(&wanted)?);
-        let version = self.store.version();
-        let mut summary = ScanSummary {
-            table: "signals".to_string(),
-            ..Default::default()
-        };
-        let mut inputs = Vec::new();
-        for kind in SignalKind::ALL {
-            let kind_fields = kind_schema(kind);
-            // Filters on columns this kind lacks compare NULLs; leave them to DataFusion.
-            let own: Vec<Expr> = filters
-                .iter()
-                .filter(|f| {
-                    f.column_refs()
-                        .iter()
-                        .all(|c| kind_fields.index_of(&c.name).is_ok())
-                })
-                .cloned()
-                .collect();
-            let mut strings = string_columns(kind);
-            strings.push(KIND_COLUMN);
-            let mut filter = scan_filter(filters, &strings);
-            if let Some(kinds) = filter.values.remove(KIND_COLUMN)
-                && !kinds.iter().any(|k| k == kind.as_str()) {
-                    continue;
-                }
-            // An equality on a column this kind lacks compares NULL: no row of it can match.
-            if filter.values.keys().any(|c| kind_fields.index_of(c).is_err()) {
-                continue;
-            }
-            // Columns of the kind the projection needs, in kind-schema order.
-            let mut needed: Vec<usize> = wanted
-                .iter()
-                .filter_map(|&i| kind_fields.index_of(wide.field(i).name()).ok())
-                .collect();
-            needed.sort_unstable();
-            needed.dedup();
-            let filter_for_kind = ScanFilter {
-                values: filter
-                    .values
-                    .into_iter()
-                    .filter(|(c, _)| kind_fields.index_of(c).is_ok())
-                    .collect(),
-                ..filter
-            };
-            let scan = scan_kind(state, &self.store, &version, kind, &filter_for_kind, &own, Some(&needed))?;
-            summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
-            let scanned = scan.plan.schema();
-            let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(wanted.len());
-            for &i in &wanted {
-                let field = wide.field(i);
-                let expr: Arc<dyn PhysicalExpr> = if field.name() == KIND_COLUMN {
-                    Arc::new(Literal::new(ScalarValue::Utf8(Some(kind.as_str().to_string()))))
-                } else if let Ok(j) = scanned.index_of(field.name()) {
-                    Arc::new(Column::new(field.name(), j))
-                } else {
-                    Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?))
-                };
-                exprs.push((expr, field.name().clone()));
-            }
-            inputs.push(Arc::new(ProjectionExec::try_new(exprs, scan.plan)?) as Arc<dyn ExecutionPlan>);
-        }
-        let plan: Arc<dyn ExecutionPlan> = match inputs.len() {
-            0 => Arc::new(EmptyExec::new(output)),
-            _ => UnionExec::try_new(inputs)?,
-        };
-        Ok(Arc::new(VigilScanExec::new(summary, plan)))
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        _input: Arc<dyn ExecutionPlan>,
-        _insert_op: InsertOp,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan_err!("signals is the read-only union of all kinds; insert into metrics, logs, spans, audit or events")
-    }
+/// Every filter prunes segments, row groups and pages, but DataFusion still applies it.
+pub(crate) fn inexact(filters: &[&Expr]) -> Vec<TableProviderFilterPushDown> {
+    vec![TableProviderFilterPushDown::Inexact; filters.len()]
 }

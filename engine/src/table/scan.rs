@@ -38,12 +38,16 @@ pub fn pod_ts_ordering(schema: &SchemaRef) -> Result<LexOrdering> {
         PhysicalSortExpr::new(col("pod", schema)?, options),
         PhysicalSortExpr::new(col("ts", schema)?, options),
     ];
-    LexOrdering::new(exprs).ok_or_else(|| datafusion::error::DataFusionError::Internal("empty ordering".into()))
+    LexOrdering::new(exprs)
+        .ok_or_else(|| datafusion::error::DataFusionError::Internal("empty ordering".into()))
 }
 
 /// The string columns of a kind whose equality filters can prune.
 pub fn string_columns(kind: SignalKind) -> Vec<&'static str> {
-    columns(kind).filter(|c| c.ty == ColumnType::Utf8).map(|c| c.name).collect()
+    columns(kind)
+        .filter(|c| c.ty == ColumnType::Utf8)
+        .map(|c| c.name)
+        .collect()
 }
 
 /// One kind's part of a scan: its plan and what pruning did.
@@ -80,7 +84,10 @@ pub fn scan_kind(
         // queries in the session's metadata cache.
         let runtime = state.runtime_env();
         let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
-        let reader = CachedParquetFileReaderFactory::new(store, runtime.cache_manager.get_file_metadata_cache());
+        let reader = CachedParquetFileReaderFactory::new(
+            store,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
         let mut source = ParquetSource::new(Arc::clone(&schema))
             .with_table_parquet_options(table_options)
             .with_parquet_file_reader_factory(Arc::new(reader));
@@ -99,22 +106,26 @@ pub fn scan_kind(
                 FileGroup::new(vec![file])
             })
             .collect();
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-            .with_file_groups(groups)
-            .with_output_ordering(vec![ordering.clone()])
-            .with_projection_indices(projection.cloned())?
-            .build();
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                .with_file_groups(groups)
+                .with_output_ordering(vec![ordering.clone()])
+                .with_projection_indices(projection.cloned())?
+                .build();
         inputs.push(DataSourceExec::from_data_source(config));
     }
 
     let hot_rows_total: usize = version.hot_batches(kind).map(|h| h.batch.num_rows()).sum();
-    let hot = select_hot(version, kind, filter).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    let hot = select_hot(version, kind, filter)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     let hot_rows: usize = hot.iter().map(|b| b.num_rows()).sum();
     if hot_rows > 0 {
         let all = datafusion::arrow::compute::concat_batches(&schema, &hot)?;
-        let sorted = sort_batch(&all).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let source = MemorySourceConfig::try_new(&[vec![sorted]], Arc::clone(&schema), projection.cloned())?
-            .try_with_sort_information(vec![ordering])?;
+        let sorted = sort_batch(&all)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let source =
+            MemorySourceConfig::try_new(&[vec![sorted]], Arc::clone(&schema), projection.cloned())?
+                .try_with_sort_information(vec![ordering])?;
         inputs.push(DataSourceExec::from_data_source(source));
     }
 

@@ -72,15 +72,27 @@ pub fn analyze(filters: &[Expr], roles: &ColumnRoles<'_>) -> Constraints {
 fn analyze_one(expr: &Expr, roles: &ColumnRoles<'_>) -> Constraints {
     let mut c = Constraints::default();
     match expr {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
             c.and(analyze_one(left, roles));
             c.and(analyze_one(right, roles));
         }
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
             // Only `x = a OR x = b` (and IN lists) on the same column survive an OR.
             let (l, r) = (analyze_one(left, roles), analyze_one(right, roles));
-            if l.min_ts.is_none() && l.max_ts.is_none() && r.min_ts.is_none() && r.max_ts.is_none()
-                && l.values.len() == 1 && r.values.len() == 1
+            if l.min_ts.is_none()
+                && l.max_ts.is_none()
+                && r.min_ts.is_none()
+                && r.max_ts.is_none()
+                && l.values.len() == 1
+                && r.values.len() == 1
             {
                 let (lc, mut lv) = l.values.into_iter().next().unwrap_or_default();
                 let (rc, rv) = r.values.into_iter().next().unwrap_or_default();
@@ -118,22 +130,34 @@ fn analyze_one(expr: &Expr, roles: &ColumnRoles<'_>) -> Constraints {
                         _ => {}
                     }
                 }
-            } else if op == Operator::Eq && roles.strings.contains(&column)
-                && let Some(s) = string(value) {
-                    c.values.insert(column.to_string(), vec![s]);
-                }
-        }
-        Expr::Between(Between { expr, negated: false, low, high })
-            if column_name(expr) == Some(roles.time) => {
-                c.min_ts = literal(low).and_then(timestamp_ns);
-                c.max_ts = literal(high).and_then(timestamp_ns);
+            } else if op == Operator::Eq
+                && roles.strings.contains(&column)
+                && let Some(s) = string(value)
+            {
+                c.values.insert(column.to_string(), vec![s]);
             }
-        Expr::Literal(ScalarValue::Boolean(None | Some(false)), _) | Expr::Literal(ScalarValue::Null, _) => {
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) if column_name(expr) == Some(roles.time) => {
+            c.min_ts = literal(low).and_then(timestamp_ns);
+            c.max_ts = literal(high).and_then(timestamp_ns);
+        }
+        Expr::Literal(ScalarValue::Boolean(None | Some(false)), _)
+        | Expr::Literal(ScalarValue::Null, _) => {
             c.contradiction = true;
         }
-        Expr::InList(InList { expr, list, negated: false }) => {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => {
             if let Some(column) = column_name(expr).filter(|c| roles.strings.contains(c)) {
-                let values: Option<Vec<String>> = list.iter().map(|e| literal(e).and_then(string)).collect();
+                let values: Option<Vec<String>> =
+                    list.iter().map(|e| literal(e).and_then(string)).collect();
                 if let Some(mut values) = values {
                     values.sort();
                     values.dedup();
@@ -174,9 +198,9 @@ fn timestamp_ns(value: &ScalarValue) -> Option<i64> {
 /// A non-null string literal, whatever its string type.
 fn string(value: &ScalarValue) -> Option<String> {
     match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
         ScalarValue::Dictionary(_, inner) => string(inner),
         _ => None,
     }

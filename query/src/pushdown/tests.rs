@@ -15,12 +15,20 @@ const T0: i64 = 1_700_000_000_000_000_000; // 2023-11-14T22:13:20Z
 async fn check(clause: &str) -> Constraints {
     let ctx = new_context(&SessionOptions::default()).unwrap();
     let schema = Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("pod", DataType::Utf8, true),
         Field::new("verb", DataType::Utf8, true),
         Field::new("value", DataType::Float64, true),
     ]));
-    ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap())).unwrap();
+    ctx.register_table(
+        "t",
+        Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap()),
+    )
+    .unwrap();
     let plan = ctx
         .sql(&format!("SELECT * FROM t WHERE {clause}"))
         .await
@@ -38,7 +46,13 @@ async fn check(clause: &str) -> Constraints {
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     })
     .unwrap();
-    analyze(&filters, &ColumnRoles { time: "ts", strings: &["pod", "verb"] })
+    analyze(
+        &filters,
+        &ColumnRoles {
+            time: "ts",
+            strings: &["pod", "verb"],
+        },
+    )
 }
 
 use datafusion::common::tree_node::TreeNode;
@@ -69,7 +83,10 @@ async fn interval_arithmetic_on_literals_is_folded() {
 async fn equalities_in_lists_and_ors_on_one_column() {
     let c = check("pod = 'a' AND verb IN ('get', 'list', 'get')").await;
     assert_eq!(c.values["pod"], vec!["a".to_string()]);
-    assert_eq!(c.values["verb"], vec!["get".to_string(), "list".to_string()]);
+    assert_eq!(
+        c.values["verb"],
+        vec!["get".to_string(), "list".to_string()]
+    );
 
     let c = check("pod = 'a' OR pod = 'b'").await;
     assert_eq!(c.values["pod"], vec!["a".to_string(), "b".to_string()]);
@@ -99,10 +116,25 @@ async fn negations_simplified_by_datafusion_still_constrain() {
 #[test]
 fn contradictions_are_unsatisfiable() {
     use datafusion::prelude::{col, lit};
-    let roles = ColumnRoles { time: "ts", strings: &["pod", "verb"] };
+    let roles = ColumnRoles {
+        time: "ts",
+        strings: &["pod", "verb"],
+    };
     // DataFusion folds most of these away before a scan sees them; the analysis must still
     // be right when a scan does.
-    assert!(analyze(&[col("pod").eq(lit("a")), col("pod").eq(lit("b"))], &roles).is_unsatisfiable());
+    assert!(
+        analyze(&[col("pod").eq(lit("a")), col("pod").eq(lit("b"))], &roles).is_unsatisfiable()
+    );
     assert!(analyze(&[lit(false)], &roles).is_unsatisfiable());
-    assert!(analyze(&[col("pod").in_list(vec![lit("a"), lit("b")], false), col("pod").eq(lit("b"))], &roles).values["pod"] == vec!["b".to_string()]);
+    assert!(
+        analyze(
+            &[
+                col("pod").in_list(vec![lit("a"), lit("b")], false),
+                col("pod").eq(lit("b"))
+            ],
+            &roles
+        )
+        .values["pod"]
+            == vec!["b".to_string()]
+    );
 }

@@ -2,7 +2,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("run vigil")
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .expect("run vigil")
 }
 
 fn stdout(o: &Output) -> String {
@@ -14,7 +17,14 @@ fn stderr(o: &Output) -> String {
 }
 
 fn sql(store: &Path, query: &str) -> String {
-    let o = vigil(&["sql", "--data-dir", &store.to_string_lossy(), "--format", "csv", query]);
+    let o = vigil(&[
+        "sql",
+        "--data-dir",
+        &store.to_string_lossy(),
+        "--format",
+        "csv",
+        query,
+    ]);
     assert!(o.status.success(), "{query}: {}", stderr(&o));
     stdout(&o)
 }
@@ -40,15 +50,32 @@ fn csv_import_is_all_or_nothing_per_file_and_names_the_bad_line() {
     broken.push_str("2024-05-01T11:00:00Z,shop,web-1,cpu,not-a-number,\n");
     std::fs::write(&bad, broken).unwrap();
 
-    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "metric", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    let o = vigil(&[
+        "import",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--kind",
+        "metric",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
     assert!(!o.status.success(), "a rejected file makes the import fail");
     let err = stderr(&o);
     assert!(err.contains("bad.csv") && err.contains("value"), "{err}");
     assert!(err.contains("1 file(s) rejected"), "{err}");
 
     // The good file is in, none of the bad one.
-    assert_eq!(sql(&store, "SELECT count(*) AS n FROM metrics"), "n\n5000\n");
-    assert_eq!(sql(&store, "SELECT attributes['mode'] AS m FROM metrics LIMIT 1"), "m\nuser\n");
+    assert_eq!(
+        sql(&store, "SELECT count(*) AS n FROM metrics"),
+        "n\n5000\n"
+    );
+    assert_eq!(
+        sql(
+            &store,
+            "SELECT attributes['mode'] AS m FROM metrics LIMIT 1"
+        ),
+        "m\nuser\n"
+    );
 }
 
 #[test]
@@ -66,28 +93,71 @@ fn ndjson_and_parquet_imports_and_their_errors() {
         ),
     )
     .unwrap();
-    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "audit", audit.to_str().unwrap()]);
+    let o = vigil(&[
+        "import",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--kind",
+        "audit",
+        audit.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        sql(&store, "SELECT user, groups[1] AS g, source_ips[1] AS ip FROM audit ORDER BY ts"),
+        sql(
+            &store,
+            "SELECT user, groups[1] AS g, source_ips[1] AS ip FROM audit ORDER BY ts"
+        ),
         "user,g,ip\nsystem:serviceaccount:shop:default,system:serviceaccounts,\nalice,,192.0.2.1\n"
     );
 
     let unknown = dir.path().join("unknown.ndjson");
-    std::fs::write(&unknown, r#"{"ts":"2024-05-01T10:00:00Z","verb":"get","verbb":"typo"}"#).unwrap();
-    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "audit", unknown.to_str().unwrap()]);
+    std::fs::write(
+        &unknown,
+        r#"{"ts":"2024-05-01T10:00:00Z","verb":"get","verbb":"typo"}"#,
+    )
+    .unwrap();
+    let o = vigil(&[
+        "import",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--kind",
+        "audit",
+        unknown.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("verbb"), "{}", stderr(&o));
 
     let garbage = dir.path().join("garbage.parquet");
     std::fs::write(&garbage, b"PAR1 this is not really parquet").unwrap();
-    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "audit", garbage.to_str().unwrap()]);
+    let o = vigil(&[
+        "import",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--kind",
+        "audit",
+        garbage.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("garbage.parquet") && stderr(&o).contains("Parquet"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("garbage.parquet") && stderr(&o).contains("Parquet"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", "metrix", audit.to_str().unwrap()]);
+    let o = vigil(&[
+        "import",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--kind",
+        "metrix",
+        audit.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown signal kind `metrix`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown signal kind `metrix`"),
+        "{}",
+        stderr(&o)
+    );
 
     // Nothing of the rejected files got in.
     assert_eq!(sql(&store, "SELECT count(*) AS n FROM audit"), "n\n2\n");
@@ -98,26 +168,68 @@ fn generated_telemetry_imports_and_queries_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let store = dir.path().join("store");
-    let o = vigil(&["generate", "--out", data.to_str().unwrap(), "--pods", "12", "--hours", "0.25", "--format", "ndjson"]);
+    let o = vigil(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--pods",
+        "12",
+        "--hours",
+        "0.25",
+        "--format",
+        "ndjson",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     for table in ["metrics", "logs", "spans", "audit", "events"] {
         let file = data.join(format!("{table}.ndjson"));
         let lines = std::fs::read_to_string(&file).unwrap().lines().count();
-        let o = vigil(&["import", "--data-dir", store.to_str().unwrap(), "--kind", table, file.to_str().unwrap()]);
+        let o = vigil(&[
+            "import",
+            "--data-dir",
+            store.to_str().unwrap(),
+            "--kind",
+            table,
+            file.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{table}: {}", stderr(&o));
-        assert_eq!(sql(&store, &format!("SELECT count(*) AS n FROM {table}")), format!("n\n{lines}\n"), "{table}");
+        assert_eq!(
+            sql(&store, &format!("SELECT count(*) AS n FROM {table}")),
+            format!("n\n{lines}\n"),
+            "{table}"
+        );
     }
-    let json = vigil(&["sql", "--data-dir", store.to_str().unwrap(), "--format", "json", "SELECT kind, count(*) AS n FROM signals WHERE kind = 'event' GROUP BY kind"]);
+    let json = vigil(&[
+        "sql",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        "SELECT kind, count(*) AS n FROM signals WHERE kind = 'event' GROUP BY kind",
+    ]);
     assert!(json.status.success());
     assert_eq!(stdout(&json).trim(), r#"[{"kind":"event","n":60}]"#);
-    let table = vigil(&["sql", "--data-dir", store.to_str().unwrap(), "SELECT count(DISTINCT pod) AS pods FROM metrics"]);
-    assert!(stdout(&table).contains("| 12   |") && stdout(&table).contains("(1 row)"), "{}", stdout(&table));
+    let table = vigil(&[
+        "sql",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "SELECT count(DISTINCT pod) AS pods FROM metrics",
+    ]);
+    assert!(
+        stdout(&table).contains("| 12   |") && stdout(&table).contains("(1 row)"),
+        "{}",
+        stdout(&table)
+    );
 }
 
 #[test]
 fn bad_sql_exits_non_zero_with_the_problem_named() {
     let dir = tempfile::tempdir().unwrap();
-    let o = vigil(&["sql", "--data-dir", dir.path().to_str().unwrap(), "SELECT * FROM nowhere"]);
+    let o = vigil(&[
+        "sql",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "SELECT * FROM nowhere",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nowhere"), "{}", stderr(&o));
     let o = vigil(&["sql", "--data-dir", dir.path().to_str().unwrap(), "SELEC 1"]);

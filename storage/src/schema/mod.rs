@@ -121,74 +121,194 @@ use ColumnType::*;
 
 /// Columns every row of every kind carries, in this order, first.
 pub const COMMON_COLUMNS: &[ColumnSpec] = &[
-    required(col("ts", Timestamp, "When the signal was observed, nanoseconds since the Unix epoch, UTC.")),
-    col("cluster", Utf8, "Kubernetes cluster name (`k8s.cluster.name`)."),
-    indexed(col("namespace", Utf8, "Namespace of the pod the row belongs to.")),
+    required(col(
+        "ts",
+        Timestamp,
+        "When the signal was observed, nanoseconds since the Unix epoch, UTC.",
+    )),
+    col(
+        "cluster",
+        Utf8,
+        "Kubernetes cluster name (`k8s.cluster.name`).",
+    ),
+    indexed(col(
+        "namespace",
+        Utf8,
+        "Namespace of the pod the row belongs to.",
+    )),
     ColumnSpec {
         indexed: Indexed::Pods,
-        ..col("pod", Utf8, "Pod name: the first-class identity; segments are sorted by (pod, ts).")
+        ..col(
+            "pod",
+            Utf8,
+            "Pod name: the first-class identity; segments are sorted by (pod, ts).",
+        )
     },
     col("container", Utf8, "Container name within the pod."),
     col("node", Utf8, "Node the pod runs on."),
-    col("attributes", StringMap, "Open key/value map: metric labels, resource and record attributes."),
+    col(
+        "attributes",
+        StringMap,
+        "Open key/value map: metric labels, resource and record attributes.",
+    ),
 ];
 
 const METRIC_COLUMNS: &[ColumnSpec] = &[
-    required(indexed(col("name", Utf8, "Metric name, e.g. `container_cpu_usage_cores`."))),
+    required(indexed(col(
+        "name",
+        Utf8,
+        "Metric name, e.g. `container_cpu_usage_cores`.",
+    ))),
     required(col("value", Float64, "The sample value.")),
-    col("metric_type", Utf8, "gauge, sum, counter, histogram, exponential_histogram or summary."),
-    col("unit", Utf8, "Unit of the value (UCUM, as OpenTelemetry sends it)."),
+    col(
+        "metric_type",
+        Utf8,
+        "gauge, sum, counter, histogram, exponential_histogram or summary.",
+    ),
+    col(
+        "unit",
+        Utf8,
+        "Unit of the value (UCUM, as OpenTelemetry sends it).",
+    ),
 ];
 
 const LOG_COLUMNS: &[ColumnSpec] = &[
-    indexed(col("severity", Utf8, "Severity text: TRACE, DEBUG, INFO, WARN, ERROR, FATAL.")),
-    col("severity_number", Int32, "OpenTelemetry severity number (1-24)."),
+    indexed(col(
+        "severity",
+        Utf8,
+        "Severity text: TRACE, DEBUG, INFO, WARN, ERROR, FATAL.",
+    )),
+    col(
+        "severity_number",
+        Int32,
+        "OpenTelemetry severity number (1-24).",
+    ),
     col("body", Utf8, "The log line or message body."),
-    col("trace_id", Utf8, "Trace id (32 hex digits) the record belongs to."),
-    col("span_id", Utf8, "Span id (16 hex digits) the record belongs to."),
+    col(
+        "trace_id",
+        Utf8,
+        "Trace id (32 hex digits) the record belongs to.",
+    ),
+    col(
+        "span_id",
+        Utf8,
+        "Span id (16 hex digits) the record belongs to.",
+    ),
 ];
 
 const SPAN_COLUMNS: &[ColumnSpec] = &[
     required(col("trace_id", Utf8, "Trace id (32 hex digits).")),
     required(col("span_id", Utf8, "Span id (16 hex digits).")),
-    col("parent_span_id", Utf8, "Parent span id; null for a root span."),
+    col(
+        "parent_span_id",
+        Utf8,
+        "Parent span id; null for a root span.",
+    ),
     required(col("name", Utf8, "Span name (operation).")),
-    col("span_kind", Utf8, "internal, server, client, producer or consumer."),
-    col("duration_ns", Int64, "Span duration in nanoseconds; `ts` is the start."),
+    col(
+        "span_kind",
+        Utf8,
+        "internal, server, client, producer or consumer.",
+    ),
+    col(
+        "duration_ns",
+        Int64,
+        "Span duration in nanoseconds; `ts` is the start.",
+    ),
     col("status_code", Utf8, "unset, ok or error."),
     col("status_message", Utf8, "Status description."),
-    col("peer", Utf8, "The remote end of a client span: address or service."),
+    col(
+        "peer",
+        Utf8,
+        "The remote end of a client span: address or service.",
+    ),
 ];
 
 const AUDIT_COLUMNS: &[ColumnSpec] = &[
     col("audit_id", Utf8, "auditID of the audit.k8s.io/v1 Event."),
-    col("stage", Utf8, "RequestReceived, ResponseStarted, ResponseComplete or Panic."),
+    col(
+        "stage",
+        Utf8,
+        "RequestReceived, ResponseStarted, ResponseComplete or Panic.",
+    ),
     col("level", Utf8, "Metadata, Request or RequestResponse."),
-    required(indexed(col("verb", Utf8, "get, list, watch, create, update, patch, delete..."))),
-    indexed(col("resource", Utf8, "Resource, with the subresource as RBAC writes it: `secrets`, `pods/exec`.")),
+    required(indexed(col(
+        "verb",
+        Utf8,
+        "get, list, watch, create, update, patch, delete...",
+    ))),
+    indexed(col(
+        "resource",
+        Utf8,
+        "Resource, with the subresource as RBAC writes it: `secrets`, `pods/exec`.",
+    )),
     col("subresource", Utf8, "Subresource alone (`exec`, `log`...)."),
-    col("api_group", Utf8, "API group of the object; empty for the core group."),
-    col("object_namespace", Utf8, "Namespace of the object acted on (objectRef.namespace)."),
-    col("object_name", Utf8, "Name of the object acted on (objectRef.name)."),
-    indexed(col("user", Utf8, "Username of the caller, e.g. `system:serviceaccount:ns:sa`.")),
+    col(
+        "api_group",
+        Utf8,
+        "API group of the object; empty for the core group.",
+    ),
+    col(
+        "object_namespace",
+        Utf8,
+        "Namespace of the object acted on (objectRef.namespace).",
+    ),
+    col(
+        "object_name",
+        Utf8,
+        "Name of the object acted on (objectRef.name).",
+    ),
+    indexed(col(
+        "user",
+        Utf8,
+        "Username of the caller, e.g. `system:serviceaccount:ns:sa`.",
+    )),
     col("groups", StringList, "Groups of the caller."),
     col("source_ips", StringList, "Source IPs of the request."),
     col("user_agent", Utf8, "User agent of the caller."),
     col("response_code", Int32, "HTTP status code of the response."),
     col("decision", Utf8, "Authorization decision: allow or forbid."),
-    col("request_object", Utf8, "The request body as JSON (Request and RequestResponse levels)."),
-    col("response_object", Utf8, "The response body as JSON (RequestResponse level)."),
+    col(
+        "request_object",
+        Utf8,
+        "The request body as JSON (Request and RequestResponse levels).",
+    ),
+    col(
+        "response_object",
+        Utf8,
+        "The response body as JSON (RequestResponse level).",
+    ),
 ];
 
 const EVENT_COLUMNS: &[ColumnSpec] = &[
-    required(indexed(col("reason", Utf8, "Event reason: Pulled, Created, Started, BackOff..."))),
+    required(indexed(col(
+        "reason",
+        Utf8,
+        "Event reason: Pulled, Created, Started, BackOff...",
+    ))),
     col("event_type", Utf8, "Normal or Warning."),
     col("message", Utf8, "Human-readable message."),
-    col("object_kind", Utf8, "Kind of the involved object (Pod, Node...)."),
+    col(
+        "object_kind",
+        Utf8,
+        "Kind of the involved object (Pod, Node...).",
+    ),
     col("object_name", Utf8, "Name of the involved object."),
-    col("image", Utf8, "Container image, for image events such as Pulled."),
-    col("event_count", Int32, "How many times the event occurred (Event.count)."),
-    col("source_component", Utf8, "Component that reported the event (kubelet...)."),
+    col(
+        "image",
+        Utf8,
+        "Container image, for image events such as Pulled.",
+    ),
+    col(
+        "event_count",
+        Int32,
+        "How many times the event occurred (Event.count).",
+    ),
+    col(
+        "source_component",
+        Utf8,
+        "Component that reported the event (kubelet...).",
+    ),
 ];
 
 /// The columns of `kind` that follow the common columns.
@@ -222,7 +342,12 @@ pub fn kind_schema(kind: SignalKind) -> SchemaRef {
     let map = SCHEMAS.get_or_init(|| {
         SignalKind::ALL
             .into_iter()
-            .map(|k| (k, Arc::new(Schema::new(columns(k).map(field).collect::<Vec<_>>()))))
+            .map(|k| {
+                (
+                    k,
+                    Arc::new(Schema::new(columns(k).map(field).collect::<Vec<_>>())),
+                )
+            })
             .collect()
     });
     Arc::clone(&map[&kind])
@@ -278,14 +403,27 @@ pub fn schema_markdown() -> String {
                 Indexed::Pods => "pod index",
             };
             let req = if c.required { "yes" } else { "" };
-            let _ = writeln!(out, "| `{}` | {} | {} | {} | {} |", c.name, c.ty.sql_name(), req, index, c.doc);
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} |",
+                c.name,
+                c.ty.sql_name(),
+                req,
+                index,
+                c.doc
+            );
         }
         out.push('\n');
     };
     out.push_str("## Common columns (every kind)\n\n");
     table(&mut out, &mut COMMON_COLUMNS.iter());
     for kind in SignalKind::ALL {
-        let _ = writeln!(out, "## `{}` (kind `{}`)\n", kind.table_name(), kind.as_str());
+        let _ = writeln!(
+            out,
+            "## `{}` (kind `{}`)\n",
+            kind.table_name(),
+            kind.as_str()
+        );
         table(&mut out, &mut kind_columns(kind).iter());
     }
     out.push_str(

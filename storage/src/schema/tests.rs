@@ -10,7 +10,10 @@ fn schema_doc_is_up_to_date() {
         std::fs::write(&path, &expected).unwrap();
     }
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(actual == expected, "docs/schema.md is stale: run VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc");
+    assert!(
+        actual == expected,
+        "docs/schema.md is stale: run VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc"
+    );
 }
 
 #[test]
@@ -23,7 +26,10 @@ fn shared_column_names_have_one_type() {
             }
         }
     }
-    assert!(!seen.contains_key(KIND_COLUMN), "`kind` is reserved for signals");
+    assert!(
+        !seen.contains_key(KIND_COLUMN),
+        "`kind` is reserved for signals"
+    );
 }
 
 #[test]
@@ -31,9 +37,17 @@ fn signals_has_every_column_once_and_kind() {
     let wide = signals_schema();
     for kind in SignalKind::ALL {
         for c in columns(kind) {
-            assert_eq!(wide.fields().iter().filter(|f| f.name() == c.name).count(), 1, "{}", c.name);
+            assert_eq!(
+                wide.fields().iter().filter(|f| f.name() == c.name).count(),
+                1,
+                "{}",
+                c.name
+            );
         }
     }
     assert!(wide.field_with_name(KIND_COLUMN).is_ok());
-    assert_eq!(kind_schema(SignalKind::Metric).field(0).data_type(), &ts_type());
+    assert_eq!(
+        kind_schema(SignalKind::Metric).field(0).data_type(),
+        &ts_type()
+    );
 }

@@ -147,7 +147,9 @@ impl IndexBuilder {
     pub fn add(&mut self, batch: &RecordBatch, pod_id: &dyn Fn(&PodKey) -> Option<u32>) {
         let base = self.next_row;
         let strings = |name: &str| -> Option<&StringArray> {
-            batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>())
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
         };
         if let Some(pods) = strings("pod") {
             let clusters = strings("cluster");
@@ -158,7 +160,11 @@ impl IndexBuilder {
                 if pods.is_null(row) {
                     continue;
                 }
-                let key = PodKey::new(value(clusters, row), value(namespaces, row), pods.value(row));
+                let key = PodKey::new(
+                    value(clusters, row),
+                    value(namespaces, row),
+                    pods.value(row),
+                );
                 let id = match &last {
                     Some((k, id)) if *k == key => *id,
                     _ => {
@@ -174,7 +180,10 @@ impl IndexBuilder {
         }
         for (name, values) in &mut self.columns {
             let Some(map) = values else { continue };
-            let Some(array) = batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()) else {
+            let Some(array) = batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+            else {
                 continue;
             };
             for row in 0..array.len() {

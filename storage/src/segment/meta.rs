@@ -62,10 +62,13 @@ impl SegmentMeta {
         let mut d = Decoder::new(buf);
         let version = d.u8("segment meta version")?;
         if version != SEGMENT_META_VERSION {
-            return Err(format!("segment meta version {version}, expected {SEGMENT_META_VERSION}"));
+            return Err(format!(
+                "segment meta version {version}, expected {SEGMENT_META_VERSION}"
+            ));
         }
         let code = d.u8("segment kind")?;
-        let kind = SignalKind::from_code(code).ok_or_else(|| format!("unknown kind code {code}"))?;
+        let kind =
+            SignalKind::from_code(code).ok_or_else(|| format!("unknown kind code {code}"))?;
         let window_start = d.i64("window start")?;
         let min_ts = d.i64("min ts")?;
         let max_ts = d.i64("max ts")?;
@@ -82,7 +85,10 @@ impl SegmentMeta {
         let index = SegmentIndex::decode(&mut d)?;
         d.finish("segment meta")?;
         if row_groups.iter().sum::<u64>() != rows {
-            return Err(format!("row groups hold {} rows, meta says {rows}", row_groups.iter().sum::<u64>()));
+            return Err(format!(
+                "row groups hold {} rows, meta says {rows}",
+                row_groups.iter().sum::<u64>()
+            ));
         }
         Ok(SegmentMeta {
             id,

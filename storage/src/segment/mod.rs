@@ -50,9 +50,10 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::SeqCst)
-            && let Err(e) = std::fs::remove_file(&self.path) {
-                // Left behind, the file is an orphan that the next open deletes.
-                tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete segment");
-            }
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            // Left behind, the file is an orphan that the next open deletes.
+            tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete segment");
+        }
     }
 }

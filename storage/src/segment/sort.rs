@@ -6,9 +6,11 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, SortOptions, interleave_record_batch, lexsort_to_indices, take_record_batch};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::compute::{
+    SortColumn, SortOptions, interleave_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::SchemaRef;
+use arrow::row::{OwnedRow, RowConverter, SortField};
 
 use crate::error::Result;
 
@@ -27,7 +29,11 @@ pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
         return Ok(batch.clone());
     }
     let mut keys = sort_key_columns(batch);
-    keys.extend(["name", "node"].iter().filter_map(|n| batch.column_by_name(n).cloned()));
+    keys.extend(
+        ["name", "node"]
+            .iter()
+            .filter_map(|n| batch.column_by_name(n).cloned()),
+    );
     let columns = keys
         .into_iter()
         .map(|values| SortColumn {
@@ -59,7 +65,9 @@ pub struct SortedMerge<I> {
 
 impl<I> std::fmt::Debug for SortedMerge<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SortedMerge").field("inputs", &self.inputs.len()).finish()
+        f.debug_struct("SortedMerge")
+            .field("inputs", &self.inputs.len())
+            .finish()
     }
 }
 
@@ -70,7 +78,12 @@ where
     pub fn new(schema: SchemaRef, inputs: Vec<I>, batch_rows: usize) -> Result<Self> {
         let fields = ["pod", "ts"]
             .iter()
-            .map(|name| Ok(SortField::new_with_options(schema.field_with_name(name)?.data_type().clone(), options())))
+            .map(|name| {
+                Ok(SortField::new_with_options(
+                    schema.field_with_name(name)?.data_type().clone(),
+                    options(),
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let converter = RowConverter::new(fields)?;
         let n = inputs.len();
@@ -110,8 +123,12 @@ where
         let mut sources: Vec<RecordBatch> = Vec::new();
         let mut source_of: Vec<Option<usize>> = vec![None; self.inputs.len()];
         while picks.len() < self.batch_rows {
-            let Some(Reverse((_, input, row))) = self.heap.pop() else { break };
-            let Some((batch, rows)) = &self.current[input] else { continue };
+            let Some(Reverse((_, input, row))) = self.heap.pop() else {
+                break;
+            };
+            let Some((batch, rows)) = &self.current[input] else {
+                continue;
+            };
             let src = match source_of[input] {
                 Some(s) => s,
                 None => {
@@ -122,7 +139,8 @@ where
             };
             picks.push((src, row));
             if row + 1 < batch.num_rows() {
-                self.heap.push(Reverse((rows.row(row + 1).owned(), input, row + 1)));
+                self.heap
+                    .push(Reverse((rows.row(row + 1).owned(), input, row + 1)));
             } else {
                 source_of[input] = None;
                 self.advance_input(input)?;
@@ -133,7 +151,10 @@ where
         }
         let refs: Vec<&RecordBatch> = sources.iter().collect();
         let out = interleave_record_batch(&refs, &picks)?;
-        Ok(Some(RecordBatch::try_new(Arc::clone(&self.schema), out.columns().to_vec())?))
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&self.schema),
+            out.columns().to_vec(),
+        )?))
     }
 }
 

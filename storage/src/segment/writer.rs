@@ -147,7 +147,10 @@ pub struct SegmentWriter {
 
 impl std::fmt::Debug for SegmentWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SegmentWriter").field("id", &self.id).field("kind", &self.kind).finish()
+        f.debug_struct("SegmentWriter")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -161,7 +164,11 @@ impl SegmentWriter {
             hasher: crc32fast::Hasher::new(),
             written: 0,
         };
-        let writer = ArrowWriter::try_new(sink, kind_schema(kind), Some(writer_properties(kind, layout)?))?;
+        let writer = ArrowWriter::try_new(
+            sink,
+            kind_schema(kind),
+            Some(writer_properties(kind, layout)?),
+        )?;
         Ok(SegmentWriter {
             id,
             kind,
@@ -176,7 +183,11 @@ impl SegmentWriter {
     }
 
     /// Appends rows. Batches must arrive in (pod, ts) order, in the kind's canonical schema.
-    pub fn write(&mut self, batch: &RecordBatch, pod_id: &dyn Fn(&PodKey) -> Option<u32>) -> Result<()> {
+    pub fn write(
+        &mut self,
+        batch: &RecordBatch,
+        pod_id: &dyn Fn(&PodKey) -> Option<u32>,
+    ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -208,7 +219,10 @@ impl SegmentWriter {
     /// Closes, fsyncs and renames the file into place; returns its manifest entry.
     pub fn finish(mut self, window_start: i64, max_seq: u64, level: u8) -> Result<SegmentMeta> {
         let Some(mut writer) = self.writer.take() else {
-            return Err(StorageError::corrupted(&self.tmp_path, "segment writer already finished"));
+            return Err(StorageError::corrupted(
+                &self.tmp_path,
+                "segment writer already finished",
+            ));
         };
         let result = (|| {
             writer.flush()?;
@@ -218,7 +232,8 @@ impl SegmentWriter {
                 .map(|rg| rg.num_rows() as u64)
                 .collect::<Vec<_>>();
             let mut sink = writer.into_inner()?;
-            sink.flush().map_err(|e| StorageError::io(&self.tmp_path, e))?;
+            sink.flush()
+                .map_err(|e| StorageError::io(&self.tmp_path, e))?;
             let crc32 = sink.hasher.clone().finalize();
             let file_size = sink.written;
             let file = sink
@@ -226,7 +241,8 @@ impl SegmentWriter {
                 .into_inner()
                 .map_err(|e| StorageError::io(&self.tmp_path, e.into_error()))?;
             fail::fail_point!("segment::before_fsync", |_| crate::failpoints::crash());
-            file.sync_all().map_err(|e| StorageError::io(&self.tmp_path, e))?;
+            file.sync_all()
+                .map_err(|e| StorageError::io(&self.tmp_path, e))?;
             drop(file);
             std::fs::rename(&self.tmp_path, &self.final_path)
                 .map_err(|e| StorageError::io(&self.final_path, e))?;
@@ -270,4 +286,3 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(|e| StorageError::io(dir, e))
 }
-

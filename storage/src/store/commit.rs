@@ -46,7 +46,8 @@ pub(crate) fn run(shared: Arc<Shared>, requests: Receiver<CommitRequest>, wake_f
         }
         commit_group(&shared, group);
         let v = shared.current();
-        if v.hot_rows() >= shared.options.flush_rows || v.hot_bytes() >= shared.options.flush_bytes {
+        if v.hot_rows() >= shared.options.flush_rows || v.hot_bytes() >= shared.options.flush_bytes
+        {
             wake_flusher();
         }
     }

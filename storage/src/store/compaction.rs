@@ -15,9 +15,9 @@ use rocksdb::WriteBatch;
 use crate::error::{Result, StorageError};
 use crate::kind::SignalKind;
 use crate::schema::kind_schema;
+use crate::segment::Segment;
 use crate::segment::sort::SortedMerge;
 use crate::segment::writer::SegmentWriter;
-use crate::segment::Segment;
 use crate::store::Shared;
 use crate::version::Version;
 
@@ -35,7 +35,11 @@ pub struct CompactionStats {
 pub(crate) fn compact(shared: &Shared, min_inputs: usize) -> Result<CompactionStats> {
     let _serial = shared.compaction_lock.lock();
     let mut stats = CompactionStats::default();
-    for inputs in pick(&shared.current(), shared.options.compaction_target_rows, min_inputs) {
+    for inputs in pick(
+        &shared.current(),
+        shared.options.compaction_target_rows,
+        min_inputs,
+    ) {
         let rows = merge(shared, &inputs)?;
         stats.inputs += inputs.len();
         stats.outputs += 1;
@@ -46,12 +50,19 @@ pub(crate) fn compact(shared: &Shared, min_inputs: usize) -> Result<CompactionSt
 
 /// Chooses what to merge: in each (kind, window), the small segments, oldest first, in runs
 /// that stay under the target size.
-pub(crate) fn pick(version: &Version, target_rows: u64, min_inputs: usize) -> Vec<Vec<Arc<Segment>>> {
+pub(crate) fn pick(
+    version: &Version,
+    target_rows: u64,
+    min_inputs: usize,
+) -> Vec<Vec<Arc<Segment>>> {
     let mut by_window: BTreeMap<(SignalKind, i64), Vec<Arc<Segment>>> = BTreeMap::new();
     for segment in version.segments.iter() {
         let meta = segment.meta();
         if meta.rows < target_rows / 2 {
-            by_window.entry((meta.kind, meta.window_start)).or_default().push(Arc::clone(segment));
+            by_window
+                .entry((meta.kind, meta.window_start))
+                .or_default()
+                .push(Arc::clone(segment));
         }
     }
     let mut plans = Vec::new();
@@ -96,10 +107,13 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
     shared.kv.put_pending(&mut reserve, id);
     shared.kv.write(reserve, true)?;
     let written = (|| -> Result<SegmentWriter> {
-        let mut writer = SegmentWriter::create(&shared.segments_dir, id, kind, &shared.options.layout)?;
+        let mut writer =
+            SegmentWriter::create(&shared.segments_dir, id, kind, &shared.options.layout)?;
         for batch in merged {
             let batch = batch?.with_schema(Arc::clone(&schema))?;
-            shared.pods.with_lookup(|lookup| writer.write(&batch, lookup))?;
+            shared
+                .pods
+                .with_lookup(|lookup| writer.write(&batch, lookup))?;
         }
         Ok(writer)
     })();
@@ -111,7 +125,12 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
         }
     };
     let max_seq = inputs.iter().map(|s| s.meta().max_seq).max().unwrap_or(0);
-    let level = inputs.iter().map(|s| s.meta().level).max().unwrap_or(0).saturating_add(1);
+    let level = inputs
+        .iter()
+        .map(|s| s.meta().level)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
     let meta = match writer.finish(window_start, max_seq, level) {
         Ok(meta) => meta,
         Err(e) => {
@@ -137,10 +156,14 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
         shared.kv.delete_segment(&mut batch, segment.meta().id);
         shared.kv.put_dropped(&mut batch, segment.meta().id);
     }
-    shared
-        .kv
-        .put_next_segment_id(&mut batch, shared.next_segment_id.load(std::sync::atomic::Ordering::SeqCst));
-    fail::fail_point!("compaction::before_manifest", |_| crate::failpoints::crash());
+    shared.kv.put_next_segment_id(
+        &mut batch,
+        shared
+            .next_segment_id
+            .load(std::sync::atomic::Ordering::SeqCst),
+    );
+    fail::fail_point!("compaction::before_manifest", |_| crate::failpoints::crash(
+    ));
     if let Err(e) = shared.kv.write(batch, true) {
         let _ = std::fs::remove_file(shared.segments_dir.join(meta.file_name()));
         forget_pending(shared, id);
@@ -151,8 +174,12 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
     let gone: HashSet<u64> = inputs.iter().map(|s| s.meta().id).collect();
     {
         let mut current = shared.version.write();
-        let mut segments: Vec<Arc<Segment>> =
-            current.segments.iter().filter(|s| !gone.contains(&s.meta().id)).cloned().collect();
+        let mut segments: Vec<Arc<Segment>> = current
+            .segments
+            .iter()
+            .filter(|s| !gone.contains(&s.meta().id))
+            .cloned()
+            .collect();
         segments.push(Arc::new(Segment::new(meta, &shared.segments_dir)));
         current.segments = Arc::new(segments);
     }

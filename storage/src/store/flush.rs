@@ -51,7 +51,10 @@ pub(crate) fn flush(shared: &Shared) -> Result<FlushStats> {
 
     // Reserve the segment ids durably before any file exists, so that open can tell the
     // files of an interrupted flush from files the manifest lost.
-    let ids: Vec<u64> = groups.keys().map(|_| shared.allocate_segment_id()).collect();
+    let ids: Vec<u64> = groups
+        .keys()
+        .map(|_| shared.allocate_segment_id())
+        .collect();
     let mut reserve = WriteBatch::default();
     for &id in &ids {
         shared.kv.put_pending(&mut reserve, id);
@@ -63,8 +66,11 @@ pub(crate) fn flush(shared: &Shared) -> Result<FlushStats> {
         for (((kind, start), parts), &id) in groups.iter().zip(&ids) {
             let rows = concat_batches(&kind_schema(*kind), parts)?;
             let sorted = sort_batch(&rows)?;
-            let mut writer = SegmentWriter::create(&shared.segments_dir, id, *kind, &shared.options.layout)?;
-            shared.pods.with_lookup(|lookup| writer.write(&sorted, lookup))?;
+            let mut writer =
+                SegmentWriter::create(&shared.segments_dir, id, *kind, &shared.options.layout)?;
+            shared
+                .pods
+                .with_lookup(|lookup| writer.write(&sorted, lookup))?;
             written.push(writer.finish(*start, upto, 0)?);
             fail::fail_point!("flush::after_segment_write", |_| crate::failpoints::crash());
         }
@@ -83,9 +89,12 @@ pub(crate) fn flush(shared: &Shared) -> Result<FlushStats> {
         shared.kv.delete_pending(&mut batch, id);
     }
     shared.kv.delete_hot_upto(&mut batch, upto);
-    shared
-        .kv
-        .put_next_segment_id(&mut batch, shared.next_segment_id.load(std::sync::atomic::Ordering::SeqCst));
+    shared.kv.put_next_segment_id(
+        &mut batch,
+        shared
+            .next_segment_id
+            .load(std::sync::atomic::Ordering::SeqCst),
+    );
     fail::fail_point!("flush::before_manifest", |_| crate::failpoints::crash());
     if let Err(e) = shared.kv.write(batch, true) {
         abandon(shared, &written, &ids);
@@ -102,16 +111,30 @@ pub(crate) fn flush(shared: &Shared) -> Result<FlushStats> {
     };
     {
         let mut current = shared.version.write();
-        let hot = current.hot.iter().filter(|h| h.seq > upto).cloned().collect();
+        let hot = current
+            .hot
+            .iter()
+            .filter(|h| h.seq > upto)
+            .cloned()
+            .collect();
         let mut segments: Vec<Arc<Segment>> = current.segments.iter().cloned().collect();
-        segments.extend(written.into_iter().map(|m| Arc::new(Segment::new(m, &shared.segments_dir))));
+        segments.extend(
+            written
+                .into_iter()
+                .map(|m| Arc::new(Segment::new(m, &shared.segments_dir))),
+        );
         current.hot = Arc::new(hot);
         current.segments = Arc::new(segments);
     }
     let (lock, cvar) = &shared.flushed;
     *lock.lock() += 1;
     cvar.notify_all();
-    tracing::debug!(segments = stats.segments, rows = stats.rows, upto, "flushed hot rows");
+    tracing::debug!(
+        segments = stats.segments,
+        rows = stats.rows,
+        upto,
+        "flushed hot rows"
+    );
     Ok(stats)
 }
 

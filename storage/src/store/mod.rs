@@ -82,7 +82,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dir", &self.shared.dir).finish()
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .finish()
     }
 }
 
@@ -182,18 +184,26 @@ impl Store {
     pub fn verify(&self) -> Result<()> {
         for segment in self.version().segments.iter() {
             let meta = segment.meta();
-            let bytes = std::fs::read(segment.path()).map_err(|e| StorageError::io(segment.path(), e))?;
+            let bytes =
+                std::fs::read(segment.path()).map_err(|e| StorageError::io(segment.path(), e))?;
             if bytes.len() as u64 != meta.file_size {
                 return Err(StorageError::corrupted(
                     segment.path(),
-                    format!("file has {} bytes, the manifest says {}", bytes.len(), meta.file_size),
+                    format!(
+                        "file has {} bytes, the manifest says {}",
+                        bytes.len(),
+                        meta.file_size
+                    ),
                 ));
             }
             let crc = crc32fast::hash(&bytes);
             if crc != meta.crc32 {
                 return Err(StorageError::corrupted(
                     segment.path(),
-                    format!("CRC-32 {crc:08x} does not match the manifest's {:08x}", meta.crc32),
+                    format!(
+                        "CRC-32 {crc:08x} does not match the manifest's {:08x}",
+                        meta.crc32
+                    ),
                 ));
             }
         }

@@ -16,8 +16,8 @@ use crate::error::{Result, StorageError};
 use crate::kv::Kv;
 use crate::options::StoreOptions;
 use crate::pods::PodDictionary;
-use crate::segment::meta::parse_file_name;
 use crate::segment::Segment;
+use crate::segment::meta::parse_file_name;
 use crate::store::background::{Signal, Worker};
 use crate::store::{Shared, Store, commit};
 use crate::version::{HotBatch, Version};
@@ -40,20 +40,31 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         let path = segments_dir.join(meta.file_name());
         let size = std::fs::metadata(&path)
             .map_err(|e| {
-                StorageError::corrupted(&path, format!("segment listed in the manifest cannot be read: {e}"))
+                StorageError::corrupted(
+                    &path,
+                    format!("segment listed in the manifest cannot be read: {e}"),
+                )
             })?
             .len();
         if size != meta.file_size {
             return Err(StorageError::corrupted(
                 &path,
-                format!("segment has {size} bytes, the manifest says {} (truncated or overwritten)", meta.file_size),
+                format!(
+                    "segment has {size} bytes, the manifest says {} (truncated or overwritten)",
+                    meta.file_size
+                ),
             ));
         }
         live.insert(meta.id);
         max_id = max_id.max(Some(meta.id));
         segments.push(Arc::new(Segment::new(meta, &segments_dir)));
     }
-    let abandoned: HashSet<u64> = loaded.pending.iter().chain(&loaded.dropped).copied().collect();
+    let abandoned: HashSet<u64> = loaded
+        .pending
+        .iter()
+        .chain(&loaded.dropped)
+        .copied()
+        .collect();
     remove_orphans(&segments_dir, &live, &abandoned)?;
     let mut forget = rocksdb::WriteBatch::default();
     for &id in &loaded.pending {
@@ -132,7 +143,11 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
 /// an interrupted flush or compaction (`pending`), and replaced inputs (`dropped`). A segment
 /// file that is neither live nor recorded as garbage means the manifest lost an entry; the
 /// store then refuses to open rather than delete data.
-fn remove_orphans(segments_dir: &Path, live: &HashSet<u64>, abandoned: &HashSet<u64>) -> Result<()> {
+fn remove_orphans(
+    segments_dir: &Path,
+    live: &HashSet<u64>,
+    abandoned: &HashSet<u64>,
+) -> Result<()> {
     let entries = std::fs::read_dir(segments_dir).map_err(|e| StorageError::io(segments_dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(segments_dir, e))?;

@@ -15,7 +15,7 @@ use arrow::util::display::FormatOptions;
 
 use crate::error::{Result, StorageError};
 use crate::kind::SignalKind;
-use crate::schema::{ColumnType, kind_schema, column, columns};
+use crate::schema::{ColumnType, column, columns, kind_schema};
 
 /// Converts `batch` to the canonical schema of `kind`, or says which column is wrong.
 pub fn normalize(kind: SignalKind, batch: &RecordBatch) -> Result<RecordBatch> {
@@ -31,7 +31,10 @@ pub fn normalize(kind: SignalKind, batch: &RecordBatch) -> Result<RecordBatch> {
             let known: Vec<&str> = columns(kind).map(|c| c.name).collect();
             return Err(invalid(
                 field.name(),
-                format!("unknown column for kind {kind}; expected some of: {}", known.join(", ")),
+                format!(
+                    "unknown column for kind {kind}; expected some of: {}",
+                    known.join(", ")
+                ),
             ));
         }
     }
@@ -67,7 +70,11 @@ pub fn normalize(kind: SignalKind, batch: &RecordBatch) -> Result<RecordBatch> {
         out.push(array);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(RecordBatch::try_new_with_options(kind_schema(kind), out, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        kind_schema(kind),
+        out,
+        &options,
+    )?)
 }
 
 /// Converts one column to its canonical type, refusing lossy or meaningless conversions.
@@ -80,10 +87,15 @@ fn convert(ty: ColumnType, array: &ArrayRef) -> std::result::Result<ArrayRef, St
     let accepted = match ty {
         ColumnType::Timestamp => matches!(from, DataType::Timestamp(_, _) | DataType::Int64),
         ColumnType::Utf8 => is_string(from),
-        ColumnType::Float64 => from.is_numeric() && !matches!(from, DataType::Decimal128(..) | DataType::Decimal256(..)),
+        ColumnType::Float64 => {
+            from.is_numeric()
+                && !matches!(from, DataType::Decimal128(..) | DataType::Decimal256(..))
+        }
         ColumnType::Int64 | ColumnType::Int32 => from.is_integer(),
         ColumnType::StringList => match from {
-            DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => is_string(f.data_type()),
+            DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+                is_string(f.data_type())
+            }
             DataType::Null => true,
             _ => false,
         },
@@ -111,7 +123,8 @@ fn convert(ty: ColumnType, array: &ArrayRef) -> std::result::Result<ArrayRef, St
         .map_err(|e| e.to_string())?,
         _ => Arc::clone(array),
     };
-    cast_with_options(&array, &target, &strict()).map_err(|e| format!("cannot convert {from} to {}: {e}", ty.sql_name()))
+    cast_with_options(&array, &target, &strict())
+        .map_err(|e| format!("cannot convert {from} to {}: {e}", ty.sql_name()))
 }
 
 fn is_string(t: &DataType) -> bool {

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimestampNanosecondType};
 use arrow::record_batch::RecordBatch;
@@ -15,7 +16,11 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
         .iter()
         .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
         .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns.into_iter().map(|(_, a)| a).collect()).unwrap()
+    RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
 }
 
 fn error(kind: SignalKind, b: &RecordBatch) -> String {
@@ -32,7 +37,10 @@ fn fills_missing_optional_columns_and_orders_them() {
     ]);
     let out = normalize(SignalKind::Metric, &b).unwrap();
     assert_eq!(out.schema(), kind_schema(SignalKind::Metric));
-    let ts = out.column_by_name("ts").unwrap().as_primitive::<TimestampNanosecondType>();
+    let ts = out
+        .column_by_name("ts")
+        .unwrap()
+        .as_primitive::<TimestampNanosecondType>();
     assert_eq!(ts.values().to_vec(), vec![1_000, 2_000]);
     assert_eq!(out.column_by_name("namespace").unwrap().null_count(), 2);
     assert_eq!(out.column_by_name("pod").unwrap().null_count(), 1);
@@ -66,9 +74,15 @@ fn accepts_dictionary_strings() {
 
 #[test]
 fn missing_ts_names_the_column() {
-    let b = batch(vec![("reason", Arc::new(StringArray::from(vec!["Pulled"])))]);
+    let b = batch(vec![(
+        "reason",
+        Arc::new(StringArray::from(vec!["Pulled"])),
+    )]);
     let e = error(SignalKind::Event, &b);
-    assert!(e.contains("column `ts`") && e.contains("required column is missing"), "{e}");
+    assert!(
+        e.contains("column `ts`") && e.contains("required column is missing"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -79,7 +93,10 @@ fn wrong_type_names_the_column_and_both_types() {
         ("value", Arc::new(StringArray::from(vec!["high"]))),
     ]);
     let e = error(SignalKind::Metric, &b);
-    assert!(e.contains("column `value`") && e.contains("Utf8") && e.contains("DOUBLE"), "{e}");
+    assert!(
+        e.contains("column `value`") && e.contains("Utf8") && e.contains("DOUBLE"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -90,13 +107,19 @@ fn unknown_column_is_refused_rather_than_dropped() {
         ("reasn", Arc::new(StringArray::from(vec!["typo"]))),
     ]);
     let e = error(SignalKind::Event, &b);
-    assert!(e.contains("column `reasn`") && e.contains("unknown column"), "{e}");
+    assert!(
+        e.contains("column `reasn`") && e.contains("unknown column"),
+        "{e}"
+    );
 }
 
 #[test]
 fn null_in_required_column_names_the_row() {
     let b = batch(vec![
-        ("ts", Arc::new(Int64Array::from(vec![Some(1), None, Some(3)]))),
+        (
+            "ts",
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
+        ),
         ("reason", Arc::new(StringArray::from(vec!["a", "b", "c"]))),
     ]);
     let e = error(SignalKind::Event, &b);

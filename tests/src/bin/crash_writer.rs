@@ -43,7 +43,9 @@ fn main() {
     println!("ready");
     if let Some(count) = count {
         for id in first..first + count {
-            store.write(SignalKind::Metric, &crash_batch(id)).expect("write");
+            store
+                .write(SignalKind::Metric, &crash_batch(id))
+                .expect("write");
             println!("ack {id}");
         }
         std::process::abort();

@@ -1,0 +1,92 @@
+//! The table of one signal kind: `metrics`, `logs`, `spans`, `audit`, `events`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::{Result, not_impl_err};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use vigil_storage::schema::kind_schema;
+use vigil_storage::{SignalKind, Store};
+
+use crate::table::insert::StoreSink;
+use crate::table::scan::{scan_kind, string_columns};
+use crate::table::{ScanSummary, VigilScanExec, inexact, scan_filter};
+
+/// The table of one signal kind (`metrics`, `logs`, `spans`, `audit`, `events`).
+#[derive(Debug)]
+pub struct KindTable {
+    kind: SignalKind,
+    store: Arc<Store>,
+}
+
+impl KindTable {
+    pub fn new(kind: SignalKind, store: Arc<Store>) -> Self {
+        KindTable { kind, store }
+    }
+}
+
+#[async_trait]
+impl TableProvider for KindTable {
+    fn schema(&self) -> SchemaRef {
+        kind_schema(self.kind)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(inexact(filters))
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let filter = scan_filter(filters, &string_columns(self.kind));
+        let version = self.store.version();
+        let scan = scan_kind(
+            state,
+            &self.store,
+            &version,
+            self.kind,
+            &filter,
+            filters,
+            projection,
+        )?;
+        let mut summary = ScanSummary {
+            table: self.kind.table_name().to_string(),
+            ..Default::default()
+        };
+        summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
+        Ok(Arc::new(VigilScanExec::new(summary, scan.plan)))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return not_impl_err!(
+                "{} is append-only: {insert_op} is not supported",
+                self.kind.table_name()
+            );
+        }
+        let sink = StoreSink::new(self.kind, Arc::clone(&self.store));
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

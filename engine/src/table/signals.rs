@@ -1,0 +1,161 @@
+//! `signals`: the union of every kind in one wide table, with a `kind` column.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::union::UnionExec;
+use vigil_storage::schema::{KIND_COLUMN, kind_schema, signals_schema};
+use vigil_storage::{ScanFilter, SignalKind, Store};
+
+use crate::table::scan::{scan_kind, string_columns};
+use crate::table::{ScanSummary, VigilScanExec, inexact, scan_filter};
+
+/// `signals`: every kind in one wide table, with a `kind` column.
+#[derive(Debug)]
+pub struct SignalsTable {
+    store: Arc<Store>,
+}
+
+impl SignalsTable {
+    pub fn new(store: Arc<Store>) -> Self {
+        SignalsTable { store }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SignalsTable {
+    fn schema(&self) -> SchemaRef {
+        signals_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(inexact(filters))
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let wide = signals_schema();
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..wide.fields().len()).collect(),
+        };
+        let output = Arc::new(wide.project(&wanted)?);
+        let version = self.store.version();
+        let mut summary = ScanSummary {
+            table: "signals".to_string(),
+            ..Default::default()
+        };
+        let mut inputs = Vec::new();
+        for kind in SignalKind::ALL {
+            let kind_fields = kind_schema(kind);
+            // Filters on columns this kind lacks compare NULLs; leave them to DataFusion.
+            let own: Vec<Expr> = filters
+                .iter()
+                .filter(|f| {
+                    f.column_refs()
+                        .iter()
+                        .all(|c| kind_fields.index_of(&c.name).is_ok())
+                })
+                .cloned()
+                .collect();
+            let mut strings = string_columns(kind);
+            strings.push(KIND_COLUMN);
+            let mut filter = scan_filter(filters, &strings);
+            if let Some(kinds) = filter.values.remove(KIND_COLUMN)
+                && !kinds.iter().any(|k| k == kind.as_str())
+            {
+                continue;
+            }
+            // An equality on a column this kind lacks compares NULL: no row of it can match.
+            if filter
+                .values
+                .keys()
+                .any(|c| kind_fields.index_of(c).is_err())
+            {
+                continue;
+            }
+            // Columns of the kind the projection needs, in kind-schema order.
+            let mut needed: Vec<usize> = wanted
+                .iter()
+                .filter_map(|&i| kind_fields.index_of(wide.field(i).name()).ok())
+                .collect();
+            needed.sort_unstable();
+            needed.dedup();
+            let filter_for_kind = ScanFilter {
+                values: filter
+                    .values
+                    .into_iter()
+                    .filter(|(c, _)| kind_fields.index_of(c).is_ok())
+                    .collect(),
+                ..filter
+            };
+            let scan = scan_kind(
+                state,
+                &self.store,
+                &version,
+                kind,
+                &filter_for_kind,
+                &own,
+                Some(&needed),
+            )?;
+            summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
+            let scanned = scan.plan.schema();
+            let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(wanted.len());
+            for &i in &wanted {
+                let field = wide.field(i);
+                let expr: Arc<dyn PhysicalExpr> = if field.name() == KIND_COLUMN {
+                    Arc::new(Literal::new(ScalarValue::Utf8(Some(
+                        kind.as_str().to_string(),
+                    ))))
+                } else if let Ok(j) = scanned.index_of(field.name()) {
+                    Arc::new(Column::new(field.name(), j))
+                } else {
+                    Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?))
+                };
+                exprs.push((expr, field.name().clone()));
+            }
+            inputs.push(
+                Arc::new(ProjectionExec::try_new(exprs, scan.plan)?) as Arc<dyn ExecutionPlan>
+            );
+        }
+        let plan: Arc<dyn ExecutionPlan> = match inputs.len() {
+            0 => Arc::new(EmptyExec::new(output)),
+            _ => UnionExec::try_new(inputs)?,
+        };
+        Ok(Arc::new(VigilScanExec::new(summary, plan)))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        _input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan_err!(
+            "signals is the read-only union of all kinds; insert into metrics, logs, spans, audit or events"
+        )
+    }
+}
