@@ -80,7 +80,8 @@ pub fn string_map_type() -> DataType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Indexed {
     No,
-    /// A roaring bitmap of rows per distinct value, per segment (low-cardinality columns).
+    /// A roaring bitmap of 1,024-row blocks per distinct value, per segment (low-cardinality
+    /// columns).
     Values,
     /// The pod column: a bitmap of rows per pod id from the persisted pod dictionary.
     Pods,
@@ -385,13 +386,14 @@ pub fn schema_markdown() -> String {
     let mut out = String::new();
     out.push_str("# vigil's data model\n\n");
     out.push_str(
-        "<!-- Generated from storage/src/schema.rs by `VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc`; do not edit by hand. -->\n\n",
+        "<!-- Generated from storage/src/schema/mod.rs by `VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc`; do not edit by hand. -->\n\n",
     );
     out.push_str(
         "Every row is one signal of one kind. SQL sees one table per kind and the union `signals`.\n\
          Required columns must be present and non-null in every written batch; other columns may be\n\
-         omitted (they are stored as NULL). Columns marked *value index* have a roaring bitmap of rows\n\
-         per distinct value in every segment; the pod has a bitmap per pod id from the pod dictionary.\n\
+         omitted (they are stored as NULL). Columns marked *value index* have, in every segment, a\n\
+         roaring bitmap per distinct value of the 1,024-row blocks holding it; the pod has a bitmap\n\
+         of rows per pod id from the pod dictionary.\n\
          Segments are sorted by (`pod`, `ts`), NULL pods last, and every scan declares that order.\n\n",
     );
     let table = |out: &mut String, specs: &mut dyn Iterator<Item = &ColumnSpec>| {

@@ -1,9 +1,15 @@
-//! The per-segment index: a roaring bitmap of row numbers for every pod id and for every
-//! distinct value of the kind's value-indexed columns.
+//! The per-segment index: a roaring bitmap of row numbers for every pod id, and a roaring
+//! bitmap of row *blocks* for every distinct value of the kind's value-indexed columns.
 //!
-//! Rows are numbered from 0 across the whole segment file, in file order. A column with more
-//! than [`MAX_INDEXED_VALUES`] distinct values in a segment is marked [`ColumnIndex::Unindexed`]
-//! there: it cannot prune that segment, but it never gives a wrong answer.
+//! Rows are numbered from 0 across the whole segment file, in file order. Rows of one pod are
+//! contiguous (segments are sorted by pod), so row-level pod bitmaps are a few runs each.
+//! Values of other columns interleave from row to row (a pod's metric names alternate), so
+//! they are indexed by block of [`BLOCK_ROWS`] rows: bit `b` is set when any row in
+//! `[b * BLOCK_ROWS, (b + 1) * BLOCK_ROWS)` has the value. That keeps the index a few KiB per
+//! value and the row selections it yields coarse enough to read efficiently. A column with
+//! more than [`MAX_INDEXED_VALUES`] distinct values in a segment is marked
+//! [`ColumnIndex::Unindexed`] there: it cannot prune that segment, but never gives a wrong
+//! answer.
 
 use std::collections::BTreeMap;
 
@@ -18,10 +24,13 @@ use crate::schema::value_indexed_columns;
 /// Above this many distinct values in one segment a column is not indexed there.
 pub const MAX_INDEXED_VALUES: usize = 4096;
 
-/// Row bitmaps of one value-indexed column in one segment.
+/// Rows per block of the value index.
+pub const BLOCK_ROWS: u32 = 1024;
+
+/// Block bitmaps of one value-indexed column in one segment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnIndex {
-    /// Rows per distinct non-null value.
+    /// Blocks of rows per distinct non-null value.
     Values(BTreeMap<String, RoaringBitmap>),
     /// Too many distinct values; the column cannot prune this segment.
     Unindexed,
@@ -32,7 +41,7 @@ pub enum ColumnIndex {
 pub struct SegmentIndex {
     /// Rows per pod id. Rows with a NULL pod are in no bitmap.
     pub pods: BTreeMap<u32, RoaringBitmap>,
-    /// Rows per value, per value-indexed column.
+    /// Row blocks per value, per value-indexed column.
     pub columns: BTreeMap<String, ColumnIndex>,
 }
 
@@ -44,17 +53,23 @@ impl SegmentIndex {
             .fold(RoaringBitmap::new(), |acc, b| acc | b)
     }
 
-    /// The rows whose `column` is one of `values`, or `None` when the column is not indexed
-    /// in this segment (so the index cannot say).
+    /// A superset of the rows whose `column` is one of `values` (whole blocks), or `None`
+    /// when the column is not indexed in this segment (so the index cannot say).
     pub fn value_rows(&self, column: &str, values: &[String]) -> Option<RoaringBitmap> {
         match self.columns.get(column)? {
             ColumnIndex::Unindexed => None,
-            ColumnIndex::Values(map) => Some(
-                values
+            ColumnIndex::Values(map) => {
+                let blocks = values
                     .iter()
                     .filter_map(|v| map.get(v))
-                    .fold(RoaringBitmap::new(), |acc, b| acc | b),
-            ),
+                    .fold(RoaringBitmap::new(), |acc, b| acc | b);
+                let mut rows = RoaringBitmap::new();
+                for block in blocks {
+                    let start = block.saturating_mul(BLOCK_ROWS);
+                    rows.insert_range(start..start.saturating_add(BLOCK_ROWS));
+                }
+                Some(rows)
+            }
         }
     }
 
@@ -191,18 +206,21 @@ impl IndexBuilder {
                     continue;
                 }
                 let v = array.value(row);
+                let block = (base + row as u32) / BLOCK_ROWS;
                 match map.get_mut(v) {
-                    Some(rows) => {
-                        append(rows, base + row as u32);
+                    Some(blocks) => {
+                        if blocks.max() != Some(block) {
+                            append(blocks, block);
+                        }
                     }
                     None => {
                         if map.len() >= MAX_INDEXED_VALUES {
                             *values = None;
                             break;
                         }
-                        let mut rows = RoaringBitmap::new();
-                        append(&mut rows, base + row as u32);
-                        map.insert(v.to_string(), rows);
+                        let mut blocks = RoaringBitmap::new();
+                        append(&mut blocks, block);
+                        map.insert(v.to_string(), blocks);
                     }
                 }
             }
@@ -235,3 +253,6 @@ fn append(rows: &mut RoaringBitmap, row: u32) {
         rows.insert(row);
     }
 }
+
+#[cfg(test)]
+mod tests;
