@@ -79,14 +79,20 @@ impl Db {
 
     /// Runs one SQL statement and streams its result.
     ///
-    /// Besides DataFusion's SQL, two statements manage the store: `FLUSH` writes hot rows to
+    /// DataFusion's SQL plus vigil's temporal extensions (ASOF JOIN, MATCH_RECOGNIZE, time
+    /// functions; see `docs/sql.md`). Two more statements manage the store: `FLUSH` writes hot rows to
     /// segments, `COMPACT` merges small segments; each returns one row of counts.
     pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         if let Some(command) = StoreCommand::parse(sql) {
             return self.run_command(command).await;
         }
-        let frame = self.ctx.sql(sql).await?;
+        let frame = self.frame(sql).await?;
         Ok(frame.execute_stream().await?)
+    }
+
+    /// Plans one SQL statement (temporal extensions included) without running it.
+    pub async fn frame(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+        Ok(vigil_query::sql::sql(&self.ctx, sql).await?)
     }
 
     /// Runs one SQL statement and collects its result.

@@ -10,6 +10,10 @@ pub enum QueryError {
     #[error("invalid SQL session setting `{setting}`: {problem}")]
     InvalidSetting { setting: String, problem: String },
 
+    /// SQL that cannot be parsed, with what is wrong.
+    #[error("SQL syntax error: {0}")]
+    Syntax(String),
+
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
 }

@@ -1,12 +1,22 @@
 //! `vigil-query`: vigil's SQL layer on Apache DataFusion.
 //!
 //! It knows SQL and DataFusion, not how vigil stores bytes: everything here works on any
-//! DataFusion table. [`session`] builds the SQL context with vigil's defaults; [`pushdown`]
-//! turns scan filters into constraints a storage layer can prune with.
+//! DataFusion table. [`session`] builds the SQL context with vigil's defaults and
+//! [`extensions::install`]s the temporal SQL; [`sql`] runs a statement with the spellings
+//! sqlparser does not know rewritten first; [`asof`] is ASOF JOIN; [`pushdown`] turns scan
+//! filters into constraints a storage layer can prune with; [`time`] puts time columns of
+//! any unit on one scale.
 
+pub mod asof;
+pub mod band;
 pub mod error;
+pub mod extensions;
+pub mod match_recognize;
+pub mod merge;
 pub mod pushdown;
 pub mod session;
+pub mod sql;
+pub mod time;
 
 pub use error::{QueryError, Result};
 pub use pushdown::{ColumnRoles, Constraints, analyze};

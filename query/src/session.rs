@@ -61,10 +61,10 @@ pub fn new_context(options: &SessionOptions) -> Result<SessionContext> {
         }
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
-    let state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(session_config(options))
         .with_runtime_env(runtime.build_arc()?)
-        .with_default_features()
-        .build();
+        .with_default_features();
+    let state = crate::extensions::install(builder).build();
     Ok(SessionContext::new_with_state(state))
 }

@@ -200,7 +200,7 @@ fn build(
 /// Runs a query; returns its rows, elapsed time and the Parquet bytes it read.
 async fn run(db: &Db, sql: &str) -> Result<(usize, Duration, usize)> {
     let start = Instant::now();
-    let frame = db.session().sql(sql).await?;
+    let frame = db.frame(sql).await?;
     let task = Arc::new(frame.task_ctx());
     let plan = frame.create_physical_plan().await?;
     let batches = collect(Arc::clone(&plan), task).await?;

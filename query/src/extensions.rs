@@ -1,0 +1,119 @@
+//! Installing vigil's SQL extensions on a DataFusion session.
+//!
+//! [`install`] adds, to any `SessionStateBuilder`: the relation planner that plans ASOF
+//! joins and MATCH_RECOGNIZE, a query planner whose extension planners turn their logical
+//! nodes into operators, the physical optimizer rule that plans time-band joins as sorted
+//! merges, and the time functions. Run SQL through [`crate::sql::sql`] so the temporal
+//! spellings sqlparser does not know are rewritten first.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::Result;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::planner::{
+    RelationPlanner, RelationPlannerContext, RelationPlanning, PlannedRelation,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::catalog::Session;
+use datafusion::sql::sqlparser::ast::TableFactor;
+
+use crate::asof::AsofExtensionPlanner;
+use crate::band::BandJoinRule;
+use crate::match_recognize::MatchRecognizeExtensionPlanner;
+use crate::match_recognize::plan::{MatchRecognizeAst, plan_match_recognize};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use crate::asof::plan::plan_asof_nested_join;
+
+/// Adds vigil's temporal SQL to a session being built.
+pub fn install(builder: SessionStateBuilder) -> SessionStateBuilder {
+    let mut builder = builder;
+    let planners = builder.relation_planners().get_or_insert_with(Vec::new);
+    planners.insert(0, Arc::new(TemporalRelationPlanner) as Arc<dyn RelationPlanner>);
+    // The band join rule runs right after join selection, before distribution and sort
+    // requirements are enforced, so DataFusion adds the merges and sorts it needs.
+    let mut rules = builder
+        .physical_optimizer_rules()
+        .take()
+        .unwrap_or_else(|| PhysicalOptimizer::new().rules);
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(BandJoinRule));
+    builder
+        .with_physical_optimizer_rules(rules)
+        .with_query_planner(Arc::new(TemporalQueryPlanner))
+}
+
+/// Plans the table factors DataFusion's SQL planner does not know: ASOF joins (as the last
+/// join of a nested join, see [`crate::sql::nest_asof_joins`]) and MATCH_RECOGNIZE.
+#[derive(Debug, Default)]
+pub struct TemporalRelationPlanner;
+
+impl RelationPlanner for TemporalRelationPlanner {
+    fn plan_relation(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<RelationPlanning> {
+        match relation {
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } if table_with_joins.joins.last().is_some_and(crate::sql::is_asof) => {
+                let plan = plan_asof_nested_join(*table_with_joins, context)?;
+                Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias))))
+            }
+            TableFactor::MatchRecognize {
+                table,
+                partition_by,
+                order_by,
+                measures,
+                rows_per_match,
+                after_match_skip,
+                pattern,
+                symbols,
+                alias,
+            } => {
+                let ast = MatchRecognizeAst {
+                    table: *table,
+                    partition_by,
+                    order_by,
+                    measures,
+                    rows_per_match,
+                    after_match_skip,
+                    pattern,
+                    symbols,
+                    alias: None,
+                };
+                let plan = plan_match_recognize(ast, context)?;
+                Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias))))
+            }
+            other => Ok(RelationPlanning::Original(Box::new(other))),
+        }
+    }
+}
+
+/// DataFusion's physical planner with vigil's extension planners.
+#[derive(Debug, Default)]
+pub struct TemporalQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for TemporalQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(AsofExtensionPlanner),
+            Arc::new(MatchRecognizeExtensionPlanner),
+        ])
+            .create_physical_plan(logical_plan, session)
+            .await
+    }
+}
