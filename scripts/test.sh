@@ -15,6 +15,12 @@ if [ ${#need_install[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-dev >/dev/null
 fi
 
+# The ASOF JOIN comparison test runs DuckDB from Python.
+if ! python3 -c "import duckdb" >/dev/null 2>&1; then
+    echo "installing the duckdb Python package (the ASOF JOIN comparison test runs it)"
+    python3 -m pip install --quiet duckdb || pip install --quiet --break-system-packages duckdb
+fi
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

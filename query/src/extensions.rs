@@ -9,30 +9,33 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::catalog::Session;
 use datafusion::common::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::planner::{
-    RelationPlanner, RelationPlannerContext, RelationPlanning, PlannedRelation,
+    PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
-use datafusion::catalog::Session;
 use datafusion::sql::sqlparser::ast::TableFactor;
 
 use crate::asof::AsofExtensionPlanner;
+use crate::asof::plan::plan_asof_nested_join;
 use crate::band::BandJoinRule;
 use crate::match_recognize::MatchRecognizeExtensionPlanner;
 use crate::match_recognize::plan::{MatchRecognizeAst, plan_match_recognize};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-use crate::asof::plan::plan_asof_nested_join;
 
 /// Adds vigil's temporal SQL to a session being built.
 pub fn install(builder: SessionStateBuilder) -> SessionStateBuilder {
     let mut builder = builder;
     let planners = builder.relation_planners().get_or_insert_with(Vec::new);
-    planners.insert(0, Arc::new(TemporalRelationPlanner) as Arc<dyn RelationPlanner>);
+    planners.insert(
+        0,
+        Arc::new(TemporalRelationPlanner) as Arc<dyn RelationPlanner>,
+    );
     // The band join rule runs right after join selection, before distribution and sort
     // requirements are enforced, so DataFusion adds the merges and sorts it needs.
     let mut rules = builder
@@ -64,9 +67,15 @@ impl RelationPlanner for TemporalRelationPlanner {
             TableFactor::NestedJoin {
                 table_with_joins,
                 alias,
-            } if table_with_joins.joins.last().is_some_and(crate::sql::is_asof) => {
+            } if table_with_joins
+                .joins
+                .last()
+                .is_some_and(crate::sql::is_asof) =>
+            {
                 let plan = plan_asof_nested_join(*table_with_joins, context)?;
-                Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias))))
+                Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+                    plan, alias,
+                ))))
             }
             TableFactor::MatchRecognize {
                 table,
@@ -91,7 +100,9 @@ impl RelationPlanner for TemporalRelationPlanner {
                     alias: None,
                 };
                 let plan = plan_match_recognize(ast, context)?;
-                Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias))))
+                Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(
+                    plan, alias,
+                ))))
             }
             other => Ok(RelationPlanning::Original(Box::new(other))),
         }
@@ -113,7 +124,7 @@ impl QueryPlanner for TemporalQueryPlanner {
             Arc::new(AsofExtensionPlanner),
             Arc::new(MatchRecognizeExtensionPlanner),
         ])
-            .create_physical_plan(logical_plan, session)
-            .await
+        .create_physical_plan(logical_plan, session)
+        .await
     }
 }

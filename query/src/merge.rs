@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::array::new_null_array;
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::buffer::NullBuffer;
 use arrow::compute::{SortOptions, interleave, take};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -167,7 +167,10 @@ impl RightCursor {
 
     /// The row under the cursor, loading the next batch when needed (`on_load` runs before a
     /// load, so the caller can flush output and let old batches go); `None` at the end.
-    pub async fn peek(&mut self, mut on_load: impl FnMut(&mut Self) -> Result<()>) -> Result<Option<RowRef>> {
+    pub async fn peek(
+        &mut self,
+        mut on_load: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<Option<RowRef>> {
         loop {
             while self.pos.0 < self.first + self.batches.len()
                 && self.pos.1 >= self.get(self.pos).num_rows()

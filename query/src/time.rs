@@ -141,6 +141,9 @@ mod tests {
         assert_eq!(duration_value(&thirty, &ts, "x").unwrap(), 30_000_000_000);
         let month = ScalarValue::new_interval_mdn(1, 0, 0);
         assert!(duration_value(&month, &ts, "x").is_err());
-        assert_eq!(duration_value(&ScalarValue::Int32(Some(5)), &DataType::Int64, "x").unwrap(), 5);
+        assert_eq!(
+            duration_value(&ScalarValue::Int32(Some(5)), &DataType::Int64, "x").unwrap(),
+            5
+        );
     }
 }

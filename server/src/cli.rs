@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use vigil::{Db, DbOptions, Durability, SignalKind, StoreOptions};
 
+use crate::demo::{DemoOptions, run_demo};
 use crate::generate::{GenerateFormat, generate};
 use crate::import::{FileFormat, import_files};
 use crate::output::{OutputFormat, print_batches};
@@ -65,6 +66,20 @@ pub enum Command {
         /// The statement, e.g. "SELECT count(*) FROM metrics".
         query: String,
     },
+    /// The main job: generate a synthetic cluster with the seed attacks and their decoys,
+    /// store it, run the detection queries and compare what they find with the truth.
+    Demo {
+        /// Where to build the demo store (an earlier demo there is replaced).
+        #[arg(long, env = "VIGIL_DEMO_DIR", default_value = ".vigil/demo")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        pods: usize,
+        /// Hours of telemetry, from 2024-05-01T00:00:00Z.
+        #[arg(long, default_value_t = 3.0)]
+        hours: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Write a seeded synthetic cluster's telemetry to files, one per kind, for `vigil import`.
     Generate {
         /// Directory for `metrics.parquet`, `logs.parquet`, ...
@@ -84,6 +99,19 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Demo {
+            data_dir,
+            pods,
+            hours,
+            seed,
+        } => {
+            let good = run_demo(&data_dir, &DemoOptions { pods, hours, seed })?;
+            Ok(if good {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Generate {
             out,
             pods,

@@ -1,6 +1,7 @@
 //! `vigil`: the command line of the vigil database.
 
 mod cli;
+mod demo;
 mod generate;
 mod import;
 mod output;

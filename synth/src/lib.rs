@@ -6,13 +6,16 @@
 //! interval (random-walk gauges with two decimals, monotonic counters, near-constant
 //! gauges), log lines, server and client spans, audit events of service accounts and
 //! humans, and the Kubernetes events of every pod's start (including `Pulled` with the
-//! image). Batches come in time order, at most [`BATCH_ROWS`] rows each.
+//! image). [`Cluster::scenarios`] adds the brief's seed attacks and their decoys, with the
+//! ground truth. Batches come in time order, at most [`BATCH_ROWS`] rows each.
 
 mod cluster;
 mod columns;
+mod scenarios;
 mod signals;
 
 pub use cluster::{Cluster, ClusterSpec, PodInfo};
+pub use scenarios::{Attack, Injected, MINER_IMAGE, Scenario, TRUSTED_REGISTRY};
 
 /// Rows per generated batch.
 pub const BATCH_ROWS: usize = 8192;

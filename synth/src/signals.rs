@@ -371,7 +371,7 @@ impl Iterator for PerMinute<'_> {
     }
 }
 
-fn resource(c: &mut Columns, cluster: &Cluster, pod: usize) {
+pub(crate) fn resource(c: &mut Columns, cluster: &Cluster, pod: usize) {
     let p = &cluster.pods[pod];
     c.str("cluster", Some(&cluster.spec.cluster));
     c.str("namespace", Some(&p.namespace));

@@ -3,6 +3,7 @@
 mod architecture;
 mod bad_input;
 mod crash;
+mod duckdb_asof;
 mod pruning;
 mod slt;
 mod support;

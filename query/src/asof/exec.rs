@@ -23,9 +23,8 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ExecutionPlanProperties,
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
-    Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, Partitioning, PlanProperties,
 };
 use futures::StreamExt;
 
@@ -113,7 +112,6 @@ impl AsofJoinExec {
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
-
 }
 
 impl DisplayAs for AsofJoinExec {
@@ -253,18 +251,19 @@ impl ExecutionPlan for AsofJoinExec {
             pending: Pending::default(),
             metrics: BaselineMetrics::new(&self.metrics, partition),
         };
-        let stream = futures::stream::try_unfold((left, merger), |(mut left, mut merger)| async move {
-            loop {
-                let Some(batch) = left.next().await.transpose()? else {
-                    return Ok(None);
-                };
-                let out = merger.join_batch(&batch).await?;
-                if out.num_rows() > 0 {
-                    merger.metrics.record_output(out.num_rows());
-                    return Ok(Some((out, (left, merger))));
+        let stream =
+            futures::stream::try_unfold((left, merger), |(mut left, mut merger)| async move {
+                loop {
+                    let Some(batch) = left.next().await.transpose()? else {
+                        return Ok(None);
+                    };
+                    let out = merger.join_batch(&batch).await?;
+                    if out.num_rows() > 0 {
+                        merger.metrics.record_output(out.num_rows());
+                        return Ok(Some((out, (left, merger))));
+                    }
                 }
-            }
-        });
+            });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,

@@ -11,8 +11,8 @@ pub mod plan;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::common::{DataFusionError, Result};
 use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
@@ -42,10 +42,14 @@ impl ExtensionPlanner for AsofExtensionPlanner {
             return Ok(None);
         };
         let [left_plan, right_plan] = logical_inputs else {
-            return Err(DataFusionError::Internal("AsofJoin needs two inputs".into()));
+            return Err(DataFusionError::Internal(
+                "AsofJoin needs two inputs".into(),
+            ));
         };
         let [left, right] = physical_inputs else {
-            return Err(DataFusionError::Internal("AsofJoin needs two inputs".into()));
+            return Err(DataFusionError::Internal(
+                "AsofJoin needs two inputs".into(),
+            ));
         };
         let left_schema = left_plan.schema();
         let right_schema = right_plan.schema();
@@ -59,8 +63,10 @@ impl ExtensionPlanner for AsofExtensionPlanner {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let left_time = planner.create_physical_expr(&node.left_time, left_schema, session, planning_ctx)?;
-        let right_time = planner.create_physical_expr(&node.right_time, right_schema, session, planning_ctx)?;
+        let left_time =
+            planner.create_physical_expr(&node.left_time, left_schema, session, planning_ctx)?;
+        let right_time =
+            planner.create_physical_expr(&node.right_time, right_schema, session, planning_ctx)?;
         let time_type = left_time.data_type(left.schema().as_ref())?;
         let tolerance = node
             .options

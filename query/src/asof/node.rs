@@ -213,12 +213,19 @@ impl UserDefinedLogicalNodeCore for AsofJoinNode {
         let left_len = self.left.schema().fields().len();
         let (left, right): (Vec<usize>, Vec<usize>) =
             output_columns.iter().partition(|&&i| i < left_len);
-        Some(vec![left, right.into_iter().map(|i| i - left_len).collect()])
+        Some(vec![
+            left,
+            right.into_iter().map(|i| i - left_len).collect(),
+        ])
     }
 
     fn prevent_predicate_push_down_columns(&self) -> std::collections::HashSet<String> {
         // DataFusion would push a filter into *both* inputs; a filter on the right side also
         // changes which row is closest. Keep every filter above the join.
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 }

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use datafusion::common::{DFSchema, Result, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::logical_expr::planner::RelationPlannerContext;
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, Extension, JoinType, LogicalPlan, Operator, ExprSchemable,
+    BinaryExpr, Expr, ExprSchemable, Extension, JoinType, LogicalPlan, Operator,
 };
-use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::sql::sqlparser::ast::{
     self as sql, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, JoinConstraint,
     JoinOperator, TableFactor, TableWithJoins, Value,
@@ -57,7 +57,11 @@ pub fn plan_asof_nested_join(
         context.plan(from.relation)?
     } else {
         let joins = &from.joins;
-        if joins.iter().rposition(is_asof).is_some_and(|i| i + 1 < joins.len()) {
+        if joins
+            .iter()
+            .rposition(is_asof)
+            .is_some_and(|i| i + 1 < joins.len())
+        {
             nest_asof_joins(&mut from);
         }
         context.plan(TableFactor::NestedJoin {
@@ -95,7 +99,9 @@ pub fn plan_asof_nested_join(
     let mut inequality: Option<(Expr, AsofOp, Expr)> = None;
     let mut set_inequality = |found: (Expr, AsofOp, Expr)| -> Result<()> {
         if inequality.replace(found).is_some() {
-            return plan_err!("ASOF JOIN takes exactly one inequality between the two time columns, found more than one");
+            return plan_err!(
+                "ASOF JOIN takes exactly one inequality between the two time columns, found more than one"
+            );
         }
         Ok(())
     };
@@ -104,7 +110,9 @@ pub fn plan_asof_nested_join(
             Condition::Inequality(l, op, r) => set_inequality((l, op, r))?,
             Condition::Equal(l, r) if marker.spelling == Spelling::DuckDb => on.push((l, r)),
             Condition::Equal(..) => {
-                return plan_err!("MATCH_CONDITION takes one inequality (e.g. a.ts >= b.ts); put equality keys in ON");
+                return plan_err!(
+                    "MATCH_CONDITION takes one inequality (e.g. a.ts >= b.ts); put equality keys in ON"
+                );
             }
         }
     }
@@ -144,7 +152,10 @@ pub fn plan_asof_nested_join(
         let Some(common) = comparison_coercion(&lt, &rt) else {
             return plan_err!("ASOF JOIN cannot compare key {l} ({lt}) with {r} ({rt})");
         };
-        keys.push((l.cast_to(&common, &left_schema)?, r.cast_to(&common, &right_schema)?));
+        keys.push((
+            l.cast_to(&common, &left_schema)?,
+            r.cast_to(&common, &right_schema)?,
+        ));
     }
 
     let tolerance = match marker.tolerance {
@@ -246,7 +257,11 @@ fn classify(expr: Expr, side: &dyn Fn(&Expr) -> Side) -> Result<Condition> {
         Operator::Lt => AsofOp::Lt,
         _ => return bad(),
     };
-    Ok(Condition::Inequality(l, if swapped { op.flip() } else { op }, r))
+    Ok(Condition::Inequality(
+        l,
+        if swapped { op.flip() } else { op },
+        r,
+    ))
 }
 
 /// Splits the `__vigil_asof(..)` marker out of a MATCH_CONDITION; the rest is the user's
@@ -285,7 +300,9 @@ fn strip_marker(expr: sql::Expr, marker: &mut Option<Marker>) -> Result<Option<s
                 (l, r) => l.or(r),
             })
         }
-        sql::Expr::Nested(inner) => Ok(strip_marker(*inner, marker)?.map(|e| sql::Expr::Nested(Box::new(e)))),
+        sql::Expr::Nested(inner) => {
+            Ok(strip_marker(*inner, marker)?.map(|e| sql::Expr::Nested(Box::new(e))))
+        }
         sql::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case(ASOF_MARKER) => {
             let FunctionArguments::List(list) = f.args else {
                 return plan_err!("malformed ASOF options");

@@ -16,15 +16,16 @@ use arrow::row::RowConverter;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{JoinSide, JoinType, Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::joins::utils::{JoinFilter, build_join_schema};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ExecutionPlanProperties,
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
-    Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, Partitioning, PlanProperties,
 };
 use futures::StreamExt;
 
@@ -48,12 +49,20 @@ pub struct BandBounds {
 impl BandBounds {
     fn below(&self, left: i64, right: i64) -> bool {
         let d = right.saturating_sub(left);
-        if self.low_strict { d <= self.low } else { d < self.low }
+        if self.low_strict {
+            d <= self.low
+        } else {
+            d < self.low
+        }
     }
 
     fn above(&self, left: i64, right: i64) -> bool {
         let d = right.saturating_sub(left);
-        if self.high_strict { d >= self.high } else { d > self.high }
+        if self.high_strict {
+            d >= self.high
+        } else {
+            d > self.high
+        }
     }
 }
 
@@ -178,12 +187,11 @@ impl ExecutionPlan for BandJoinExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for e in self
-            .on
-            .iter()
-            .flat_map(|(l, r)| [l, r])
-            .chain([&self.left_time, &self.right_time, self.filter.expression()])
-        {
+        for e in self.on.iter().flat_map(|(l, r)| [l, r]).chain([
+            &self.left_time,
+            &self.right_time,
+            self.filter.expression(),
+        ]) {
             if f(e)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -235,7 +243,12 @@ impl ExecutionPlan for BandJoinExec {
         let merger = BandMerger {
             left_keys,
             left_time: Arc::clone(&self.left_time),
-            right: RightCursor::new(right, right_keys, Arc::clone(&self.right_time), converter.clone()),
+            right: RightCursor::new(
+                right,
+                right_keys,
+                Arc::clone(&self.right_time),
+                converter.clone(),
+            ),
             converter,
             bounds: self.bounds,
             filter: self.filter.clone(),
@@ -246,18 +259,19 @@ impl ExecutionPlan for BandJoinExec {
             batch_size,
             metrics: BaselineMetrics::new(&self.metrics, partition),
         };
-        let stream = futures::stream::try_unfold((left, merger), |(mut left, mut merger)| async move {
-            loop {
-                let Some(batch) = left.next().await.transpose()? else {
-                    return Ok(None);
-                };
-                let out = merger.join_batch(&batch).await?;
-                if out.num_rows() > 0 {
-                    merger.metrics.record_output(out.num_rows());
-                    return Ok(Some((out, (left, merger))));
+        let stream =
+            futures::stream::try_unfold((left, merger), |(mut left, mut merger)| async move {
+                loop {
+                    let Some(batch) = left.next().await.transpose()? else {
+                        return Ok(None);
+                    };
+                    let out = merger.join_batch(&batch).await?;
+                    if out.num_rows() > 0 {
+                        merger.metrics.record_output(out.num_rows());
+                        return Ok(Some((out, (left, merger))));
+                    }
                 }
-            }
-        });
+            });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,
@@ -345,7 +359,10 @@ impl BandMerger {
                 }
             }
             while let Some(&front) = self.window.front() {
-                if self.bounds.below(t, self.right.get(front).time.value(front.1)) {
+                if self
+                    .bounds
+                    .below(t, self.right.get(front).time.value(front.1))
+                {
                     self.window.pop_front();
                 } else {
                     break;

@@ -140,12 +140,17 @@ fn term(expr: &PhysicalExprRef, filter: &JoinFilter) -> Result<Option<Term>> {
 }
 
 /// A constant offset of either sign on the time scale of `column_type`.
-fn signed_duration(value: &datafusion::common::ScalarValue, column_type: &arrow::datatypes::DataType) -> Option<i64> {
+fn signed_duration(
+    value: &datafusion::common::ScalarValue,
+    column_type: &arrow::datatypes::DataType,
+) -> Option<i64> {
     if let Ok(v) = time::duration_value(value, column_type, "band") {
         return Some(v);
     }
     let negated = value.arithmetic_negate().ok()?;
-    time::duration_value(&negated, column_type, "band").ok().map(|v| -v)
+    time::duration_value(&negated, column_type, "band")
+        .ok()
+        .map(|v| -v)
 }
 
 /// The band in the join filter: `right.time - left.time` within `[low, high]`.
@@ -204,7 +209,10 @@ fn find_band(
     let right_schema = join.right().schema();
     let left_time: PhysicalExprRef = Arc::new(Column::new(left_schema.field(li).name(), li));
     let right_time: PhysicalExprRef = Arc::new(Column::new(right_schema.field(ri).name(), ri));
-    let (lt, rt) = (left_schema.field(li).data_type(), right_schema.field(ri).data_type());
+    let (lt, rt) = (
+        left_schema.field(li).data_type(),
+        right_schema.field(ri).data_type(),
+    );
     if time::check_comparable(lt, rt).is_err() {
         return Ok(None);
     }

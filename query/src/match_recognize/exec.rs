@@ -11,9 +11,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, Rows};
@@ -27,9 +25,8 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ExecutionPlanProperties,
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
-    Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, Partitioning, PlanProperties,
 };
 use futures::StreamExt;
 
@@ -123,7 +120,11 @@ impl DisplayAs for MatchRecognizeExec {
             partition.join(", "),
             p.vars.join(", "),
             p.program.len(),
-            if p.all_rows { "all rows per match" } else { "one row per match" }
+            if p.all_rows {
+                "all rows per match"
+            } else {
+                "one row per match"
+            }
         )?;
         if let Some(w) = p.within {
             write!(f, ", within={w}")?;
@@ -224,25 +225,28 @@ impl ExecutionPlan for MatchRecognizeExec {
             ready: VecDeque::new(),
             metrics: BaselineMetrics::new(&self.metrics, partition),
         };
-        let stream = futures::stream::try_unfold((input, state, false), |(mut input, mut state, mut ended)| async move {
-            loop {
-                if let Some(batch) = state.ready.pop_front() {
-                    state.metrics.record_output(batch.num_rows());
-                    return Ok(Some((batch, (input, state, ended))));
-                }
-                if ended {
-                    return Ok(None);
-                }
-                match input.next().await.transpose()? {
-                    Some(batch) if batch.num_rows() == 0 => {}
-                    Some(batch) => state.push(batch)?,
-                    None => {
-                        state.end()?;
-                        ended = true;
+        let stream = futures::stream::try_unfold(
+            (input, state, false),
+            |(mut input, mut state, mut ended)| async move {
+                loop {
+                    if let Some(batch) = state.ready.pop_front() {
+                        state.metrics.record_output(batch.num_rows());
+                        return Ok(Some((batch, (input, state, ended))));
+                    }
+                    if ended {
+                        return Ok(None);
+                    }
+                    match input.next().await.transpose()? {
+                        Some(batch) if batch.num_rows() == 0 => {}
+                        Some(batch) => state.push(batch)?,
+                        None => {
+                            state.end()?;
+                            ended = true;
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,
@@ -303,11 +307,21 @@ struct Runner {
 
 impl Runner {
     fn lookahead_rows(&self) -> usize {
-        self.plan.navs.iter().map(|(_, o)| (*o).max(0) as usize).max().unwrap_or(0)
+        self.plan
+            .navs
+            .iter()
+            .map(|(_, o)| (*o).max(0) as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     fn lookbehind_rows(&self) -> usize {
-        self.plan.navs.iter().map(|(_, o)| (-*o).max(0) as usize).max().unwrap_or(0)
+        self.plan
+            .navs
+            .iter()
+            .map(|(_, o)| (-*o).max(0) as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     fn push(&mut self, batch: RecordBatch) -> Result<()> {
@@ -370,14 +384,24 @@ impl Runner {
                     .map(|j| {
                         let at = carry_len + j;
                         let src = at as i64 + offset;
-                        (src >= 0 && (src as usize) < ext.num_rows() && same_partition(at, src as usize))
-                            .then_some(src as u32)
+                        (src >= 0
+                            && (src as usize) < ext.num_rows()
+                            && same_partition(at, src as usize))
+                        .then_some(src as u32)
                     })
                     .collect();
                 columns.push(take(values.as_ref(), &indices, None)?);
             }
             // Keep the last rows for the next batch's PREV.
-            let upto = concat_batches(&self.input_schema, &[self.carry.clone().unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.input_schema))), batch.clone()])?;
+            let upto = concat_batches(
+                &self.input_schema,
+                &[
+                    self.carry
+                        .clone()
+                        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.input_schema))),
+                    batch.clone(),
+                ],
+            )?;
             let keep = behind.min(upto.num_rows());
             self.carry = Some(upto.slice(upto.num_rows() - keep, keep));
         }
@@ -428,7 +452,9 @@ impl Runner {
                     .map(|e| {
                         let values = e.evaluate(&batch)?.into_array(n)?;
                         match p.kind {
-                            PrimitiveKind::Sum | PrimitiveKind::Avg => Ok(cast(&values, &p.data_type)?),
+                            PrimitiveKind::Sum | PrimitiveKind::Avg => {
+                                Ok(cast(&values, &p.data_type)?)
+                            }
                             _ => Ok(values),
                         }
                     })
@@ -460,7 +486,9 @@ impl Runner {
                 batch: batch_index,
                 row: j as u32,
                 mask,
-                time: times.as_ref().map_or(0, |t| if t.is_valid(j) { t.value(j) } else { i64::MIN }),
+                time: times
+                    .as_ref()
+                    .map_or(0, |t| if t.is_valid(j) { t.value(j) } else { i64::MIN }),
             });
             self.drive(false)?;
         }
@@ -475,6 +503,10 @@ impl Runner {
             let next = self.matcher.next_row();
             let found = if next < total {
                 let info = self.rows[next - self.rows_base];
+                if self.matcher.would_ignore(info.mask) {
+                    self.matcher.skip_row();
+                    continue;
+                }
                 let within = self.plan.within;
                 let rows = &self.rows;
                 let base = self.rows_base;
@@ -511,10 +543,10 @@ impl Runner {
             self.rows.pop_front();
             self.rows_base += 1;
         }
-        let oldest_batch = self
-            .rows
-            .front()
-            .map_or(self.batches_base + self.batches.len().saturating_sub(1), |r| r.batch);
+        let oldest_batch = self.rows.front().map_or(
+            self.batches_base + self.batches.len().saturating_sub(1),
+            |r| r.batch,
+        );
         while self.batches_base < oldest_batch && self.batches.len() > 1 {
             self.batches.pop_front();
             self.batches_base += 1;
@@ -583,7 +615,12 @@ impl Runner {
     }
 
     /// A primitive's value over `rows` of a match (a prefix of it for ALL ROWS PER MATCH).
-    fn primitive(&self, prim: &PhysicalPrimitive, p: usize, rows: &[(RowInfo, usize)]) -> Result<ScalarValue> {
+    fn primitive(
+        &self,
+        prim: &PhysicalPrimitive,
+        p: usize,
+        rows: &[(RowInfo, usize)],
+    ) -> Result<ScalarValue> {
         let selected = rows
             .iter()
             .filter(|(_, v)| prim.var.is_none_or(|want| want == *v))
@@ -684,7 +721,11 @@ impl Runner {
             } else {
                 self.schema.field(c).data_type().clone()
             };
-            leading.push(if array.data_type() == &target { array } else { cast(&array, &target)? });
+            leading.push(if array.data_type() == &target {
+                array
+            } else {
+                cast(&array, &target)?
+            });
         }
         let mut measure_columns: Vec<ArrayRef> = vec![];
         if !plan.all_rows {
@@ -702,7 +743,11 @@ impl Runner {
                 arrow::array::new_null_array(&target, values.len())
             } else {
                 let a = ScalarValue::iter_to_array(values)?;
-                if a.data_type() == &target { a } else { cast(&a, &target)? }
+                if a.data_type() == &target {
+                    a
+                } else {
+                    cast(&a, &target)?
+                }
             };
             measure_columns.push(array);
         }
@@ -716,7 +761,11 @@ impl Runner {
             let value = expr.evaluate(&measure_batch)?.into_array(out.rows)?;
             let target = self.schema.field(columns.len()).data_type().clone();
             let _ = m;
-            columns.push(if value.data_type() == &target { value } else { cast(&value, &target)? });
+            columns.push(if value.data_type() == &target {
+                value
+            } else {
+                cast(&value, &target)?
+            });
         }
         let batch = RecordBatch::try_new_with_options(
             Arc::clone(&self.schema),

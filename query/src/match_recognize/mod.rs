@@ -47,7 +47,9 @@ impl ExtensionPlanner for MatchRecognizeExtensionPlanner {
             return Ok(None);
         };
         let ([logical], [input]) = (logical_inputs, physical_inputs) else {
-            return Err(DataFusionError::Internal("MatchRecognize needs one input".into()));
+            return Err(DataFusionError::Internal(
+                "MatchRecognize needs one input".into(),
+            ));
         };
         let schema = logical.schema();
         let spec = &node.spec;

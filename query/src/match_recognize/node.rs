@@ -97,9 +97,10 @@ impl PrimitiveKind {
                 Some(t) if t.is_integer() => DataType::Int64,
                 _ => DataType::Float64,
             },
-            PrimitiveKind::First | PrimitiveKind::Last | PrimitiveKind::Min | PrimitiveKind::Max => {
-                input.cloned().unwrap_or(DataType::Null)
-            }
+            PrimitiveKind::First
+            | PrimitiveKind::Last
+            | PrimitiveKind::Min
+            | PrimitiveKind::Max => input.cloned().unwrap_or(DataType::Null),
         }
     }
 }
@@ -125,7 +126,10 @@ impl MatchRecognizeNode {
         }
         for (name, e) in &spec.measures {
             let (_, field) = e.to_field(&measure_schema)?;
-            fields.push((None, Arc::new(field.as_ref().clone().with_name(name).with_nullable(true))));
+            fields.push((
+                None,
+                Arc::new(field.as_ref().clone().with_name(name).with_nullable(true)),
+            ));
         }
         let schema = DFSchema::new_with_metadata(fields, Default::default())?;
         Ok(MatchRecognizeNode {
@@ -138,10 +142,21 @@ impl MatchRecognizeNode {
     /// Input columns plus one column per PREV/NEXT: what DEFINE expressions see.
     pub fn define_schema(&self) -> Result<DFSchema> {
         let input = self.input.schema();
-        let mut fields: Vec<_> = input.iter().map(|(q, f)| (q.cloned(), Arc::clone(f))).collect();
+        let mut fields: Vec<_> = input
+            .iter()
+            .map(|(q, f)| (q.cloned(), Arc::clone(f)))
+            .collect();
         for (i, nav) in self.spec.navs.iter().enumerate() {
             let (_, f) = nav.expr.to_field(input)?;
-            fields.push((None, Arc::new(f.as_ref().clone().with_name(nav_column(i)).with_nullable(true))));
+            fields.push((
+                None,
+                Arc::new(
+                    f.as_ref()
+                        .clone()
+                        .with_name(nav_column(i))
+                        .with_nullable(true),
+                ),
+            ));
         }
         DFSchema::new_with_metadata(fields, Default::default())
     }
@@ -158,7 +173,10 @@ impl MatchRecognizeNode {
             let (q, f) = e.to_field(schema)?;
             match e {
                 Expr::Column(_) => fields.push((q, f)),
-                _ => fields.push((None, Arc::new(f.as_ref().clone().with_name(partition_column(i))))),
+                _ => fields.push((
+                    None,
+                    Arc::new(f.as_ref().clone().with_name(partition_column(i))),
+                )),
             }
         }
         for (i, p) in spec.primitives.iter().enumerate() {
@@ -231,7 +249,11 @@ impl UserDefinedLogicalNodeCore for MatchRecognizeNode {
             order.join(", "),
             s.pattern,
             s.vars.join(", "),
-            if s.all_rows { "all rows per match" } else { "one row per match" },
+            if s.all_rows {
+                "all rows per match"
+            } else {
+                "one row per match"
+            },
             s.skip
         )?;
         if let Some(w) = &s.within {
@@ -247,7 +269,10 @@ impl UserDefinedLogicalNodeCore for MatchRecognizeNode {
         let mut spec = self.spec.clone();
         let expected = self.input_exprs().len();
         if exprs.len() != expected {
-            return internal_err!("MatchRecognize expected {expected} expressions, got {}", exprs.len());
+            return internal_err!(
+                "MatchRecognize expected {expected} expressions, got {}",
+                exprs.len()
+            );
         }
         let mut it = exprs.into_iter();
         for e in spec.partition_by.iter_mut() {
@@ -294,6 +319,10 @@ impl UserDefinedLogicalNodeCore for MatchRecognizeNode {
 
     fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
         // A filter changes which rows form a match: keep them all above.
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 }

@@ -65,6 +65,25 @@ impl Program {
         self.insts.len()
     }
 
+    /// The variables the first row of a match can have (bit set).
+    pub fn first_vars(&self) -> u64 {
+        let mut seen = vec![false; self.insts.len()];
+        let mut stack = vec![0];
+        let mut vars = 0u64;
+        while let Some(pc) = stack.pop() {
+            if std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            match self.insts[pc] {
+                Inst::Var(v) => vars |= 1 << v,
+                Inst::Split(a, b) => stack.extend([a, b]),
+                Inst::Jmp(a) => stack.push(a),
+                Inst::Match => {}
+            }
+        }
+        vars
+    }
+
     pub fn is_empty(&self) -> bool {
         self.insts.is_empty()
     }
@@ -106,10 +125,15 @@ fn emit(pattern: &Pattern, out: &mut Vec<Inst>) -> Result<(), String> {
             greedy,
         } => {
             if max.is_some_and(|m| m < *min) {
-                return Err(format!("quantifier {{{min},{}}} has max below min", max.unwrap_or(0)));
+                return Err(format!(
+                    "quantifier {{{min},{}}} has max below min",
+                    max.unwrap_or(0)
+                ));
             }
             if *min > MAX_EXPANSION || max.is_some_and(|m| m > MAX_EXPANSION) {
-                return Err(format!("quantifier bounds above {MAX_EXPANSION} are not supported"));
+                return Err(format!(
+                    "quantifier bounds above {MAX_EXPANSION} are not supported"
+                ));
             }
             for _ in 0..*min {
                 emit(inner, out)?;
@@ -211,12 +235,16 @@ pub struct Matcher {
     bounded: bool,
     seen: Vec<u64>,
     generation: u64,
+    /// Variables a match can begin with.
+    first_vars: u64,
 }
 
 impl Matcher {
     pub fn new(program: Arc<Program>, bounded: bool) -> Self {
         let n = program.len();
+        let first_vars = program.first_vars();
         Matcher {
+            first_vars,
             program,
             threads: vec![],
             best: None,
@@ -251,11 +279,25 @@ impl Matcher {
         self.threads.len()
     }
 
+    /// True when feeding a row with these variables can change nothing: no partial match is
+    /// live and none can start with it. The caller may then [`Matcher::skip_row`].
+    pub fn would_ignore(&self, mask: u64) -> bool {
+        self.threads.is_empty() && self.best.is_none() && mask & self.first_vars == 0
+    }
+
+    /// Moves past a row that [`Matcher::would_ignore`].
+    pub fn skip_row(&mut self) {
+        self.next_row += 1;
+    }
+
     fn add(&mut self, list: &mut Vec<Thread>, thread: Thread) {
         // A lower-priority thread in the same state can never do better than the one there
         // already. Without a WITHIN bound the state is the pc; with one, also the start.
         if self.bounded {
-            if list.iter().any(|t| t.pc == thread.pc && t.start == thread.start) {
+            if list
+                .iter()
+                .any(|t| t.pc == thread.pc && t.start == thread.start)
+            {
                 return;
             }
         } else {
@@ -267,7 +309,13 @@ impl Matcher {
         match self.program.insts[thread.pc] {
             Inst::Jmp(to) => self.add(list, Thread { pc: to, ..thread }),
             Inst::Split(a, b) => {
-                self.add(list, Thread { pc: a, ..thread.clone() });
+                self.add(
+                    list,
+                    Thread {
+                        pc: a,
+                        ..thread.clone()
+                    },
+                );
                 self.add(list, Thread { pc: b, ..thread });
             }
             Inst::Var(_) | Inst::Match => list.push(thread),
@@ -397,6 +445,13 @@ pub fn find_all(
     loop {
         let found = if matcher.next_row() < rows {
             let row = matcher.next_row();
+            let mask = (0..64)
+                .filter(|&v| v < 64 && matches(row, v))
+                .fold(0u64, |m, v| m | 1 << v);
+            if matcher.would_ignore(mask) {
+                matcher.skip_row();
+                continue;
+            }
             matcher.feed(|v| matches(row, v), |start| within_ok(start, row))
         } else {
             match matcher.finish() {

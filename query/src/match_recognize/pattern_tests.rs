@@ -27,7 +27,13 @@ struct Rows<'a> {
 }
 
 /// Backtracking in preference order: the reference semantics.
-fn bt(rows: &Rows, stack: Vec<Frame>, start: usize, pos: usize, path: Vec<usize>) -> Option<Vec<usize>> {
+fn bt(
+    rows: &Rows,
+    stack: Vec<Frame>,
+    start: usize,
+    pos: usize,
+    path: Vec<usize>,
+) -> Option<Vec<usize>> {
     let mut stack = stack;
     let Some(top) = stack.pop() else {
         return (pos > start).then_some(path);
@@ -36,7 +42,9 @@ fn bt(rows: &Rows, stack: Vec<Frame>, start: usize, pos: usize, path: Vec<usize>
         Frame::Pat(Pattern::Var(v)) => {
             let ok = pos < rows.masks.len()
                 && rows.masks[pos] & (1 << v) != 0
-                && rows.within.is_none_or(|w| rows.times[pos] - rows.times[start] <= w);
+                && rows
+                    .within
+                    .is_none_or(|w| rows.times[pos] - rows.times[start] <= w);
             if !ok {
                 return None;
             }
@@ -53,17 +61,40 @@ fn bt(rows: &Rows, stack: Vec<Frame>, start: usize, pos: usize, path: Vec<usize>
             s.push(Frame::Pat(p));
             bt(rows, s, start, pos, path.clone())
         }),
-        Frame::Pat(Pattern::Repeat { inner, min, max, greedy }) => {
-            stack.push(Frame::Rep { inner, done: 0, min: *min, max: *max, greedy: *greedy });
+        Frame::Pat(Pattern::Repeat {
+            inner,
+            min,
+            max,
+            greedy,
+        }) => {
+            stack.push(Frame::Rep {
+                inner,
+                done: 0,
+                min: *min,
+                max: *max,
+                greedy: *greedy,
+            });
             bt(rows, stack, start, pos, path)
         }
-        Frame::Rep { inner, done, min, max, greedy } => {
+        Frame::Rep {
+            inner,
+            done,
+            min,
+            max,
+            greedy,
+        } => {
             let more = || {
                 if max.is_some_and(|m| done >= m) {
                     return None;
                 }
                 let mut s = stack.clone();
-                s.push(Frame::Rep { inner, done: done + 1, min, max, greedy });
+                s.push(Frame::Rep {
+                    inner,
+                    done: done + 1,
+                    min,
+                    max,
+                    greedy,
+                });
                 s.push(Frame::Pat(inner));
                 bt(rows, s, start, pos, path.clone())
             };
@@ -73,7 +104,11 @@ fn bt(rows: &Rows, stack: Vec<Frame>, start: usize, pos: usize, path: Vec<usize>
                 }
                 bt(rows, stack.clone(), start, pos, path.clone())
             };
-            if greedy { more().or_else(stop) } else { stop().or_else(more) }
+            if greedy {
+                more().or_else(stop)
+            } else {
+                stop().or_else(more)
+            }
         }
     }
 }
@@ -100,8 +135,16 @@ fn random_pattern(rng: &mut StdRng, vars: usize, depth: u32) -> Pattern {
         return Pattern::Var(rng.random_range(0..vars));
     }
     match rng.random_range(0..3) {
-        0 => Pattern::Concat((0..rng.random_range(2..4)).map(|_| random_pattern(rng, vars, depth - 1)).collect()),
-        1 => Pattern::Alt((0..rng.random_range(2..4)).map(|_| random_pattern(rng, vars, depth - 1)).collect()),
+        0 => Pattern::Concat(
+            (0..rng.random_range(2..4))
+                .map(|_| random_pattern(rng, vars, depth - 1))
+                .collect(),
+        ),
+        1 => Pattern::Alt(
+            (0..rng.random_range(2..4))
+                .map(|_| random_pattern(rng, vars, depth - 1))
+                .collect(),
+        ),
         _ => {
             // Repetition bodies that cannot match empty (see `docs/sql.md`).
             let mut inner = random_pattern(rng, vars, depth - 1);
@@ -116,7 +159,12 @@ fn random_pattern(rng: &mut StdRng, vars: usize, depth: u32) -> Pattern {
                 4 => (1, Some(3)),
                 _ => (2, None),
             };
-            Pattern::Repeat { inner: Box::new(inner), min, max, greedy: rng.random_bool(0.5) }
+            Pattern::Repeat {
+                inner: Box::new(inner),
+                min,
+                max,
+                greedy: rng.random_bool(0.5),
+            }
         }
     }
 }
@@ -128,9 +176,16 @@ fn automaton_agrees_with_backtracking() {
         let vars = rng.random_range(1..4);
         let pattern = random_pattern(&mut rng, vars, 3);
         let n = rng.random_range(0..14);
-        let masks: Vec<u64> = (0..n).map(|_| rng.random_range(0..(1u64 << vars))).collect();
+        let masks: Vec<u64> = (0..n)
+            .map(|_| rng.random_range(0..(1u64 << vars)))
+            .collect();
         let mut t = 0;
-        let times: Vec<i64> = (0..n).map(|_| { t += rng.random_range(0..3); t }).collect();
+        let times: Vec<i64> = (0..n)
+            .map(|_| {
+                t += rng.random_range(0..3);
+                t
+            })
+            .collect();
         let within = rng.random_bool(0.3).then(|| rng.random_range(0..6));
         let skip = match rng.random_range(0..4) {
             0 => Skip::PastLastRow,
@@ -138,7 +193,11 @@ fn automaton_agrees_with_backtracking() {
             2 => Skip::ToFirst(rng.random_range(0..vars)),
             _ => Skip::ToLast(rng.random_range(0..vars)),
         };
-        let rows = Rows { masks: &masks, times: &times, within };
+        let rows = Rows {
+            masks: &masks,
+            times: &times,
+            within,
+        };
         let expected = reference(&pattern, &rows, skip);
         let program = Arc::new(Program::compile(&pattern).unwrap());
         let got = find_all(
@@ -149,7 +208,10 @@ fn automaton_agrees_with_backtracking() {
             |row, v| masks[row] & (1 << v) != 0,
             |start, row| within.is_none_or(|w| times[row] - times[start] <= w),
         );
-        assert_eq!(got, expected, "case {case}: pattern {pattern:?}, masks {masks:?}, times {times:?}, within {within:?}, skip {skip:?}");
+        assert_eq!(
+            got, expected,
+            "case {case}: pattern {pattern:?}, masks {masks:?}, times {times:?}, within {within:?}, skip {skip:?}"
+        );
     }
 }
 
@@ -158,11 +220,46 @@ fn greedy_and_reluctant_choose_different_lengths() {
     // a b* (greedy) vs a b*? b (reluctant then b): rows a b b b
     let masks = [0b01u64, 0b10, 0b10, 0b10];
     let run = |p: Pattern| {
-        find_all(Arc::new(Program::compile(&p).unwrap()), 4, false, Skip::PastLastRow,
-            |row, v| masks[row] & (1 << v) != 0, |_, _| true)
+        find_all(
+            Arc::new(Program::compile(&p).unwrap()),
+            4,
+            false,
+            Skip::PastLastRow,
+            |row, v| masks[row] & (1 << v) != 0,
+            |_, _| true,
+        )
     };
-    let greedy = Pattern::Concat(vec![Pattern::Var(0), Pattern::Repeat { inner: Box::new(Pattern::Var(1)), min: 0, max: None, greedy: true }]);
-    assert_eq!(run(greedy), vec![Found { start: 0, vars: vec![0, 1, 1, 1] }]);
-    let reluctant = Pattern::Concat(vec![Pattern::Var(0), Pattern::Repeat { inner: Box::new(Pattern::Var(1)), min: 0, max: None, greedy: false }, Pattern::Var(1)]);
-    assert_eq!(run(reluctant), vec![Found { start: 0, vars: vec![0, 1] }]);
+    let greedy = Pattern::Concat(vec![
+        Pattern::Var(0),
+        Pattern::Repeat {
+            inner: Box::new(Pattern::Var(1)),
+            min: 0,
+            max: None,
+            greedy: true,
+        },
+    ]);
+    assert_eq!(
+        run(greedy),
+        vec![Found {
+            start: 0,
+            vars: vec![0, 1, 1, 1]
+        }]
+    );
+    let reluctant = Pattern::Concat(vec![
+        Pattern::Var(0),
+        Pattern::Repeat {
+            inner: Box::new(Pattern::Var(1)),
+            min: 0,
+            max: None,
+            greedy: false,
+        },
+        Pattern::Var(1),
+    ]);
+    assert_eq!(
+        run(reluctant),
+        vec![Found {
+            start: 0,
+            vars: vec![0, 1]
+        }]
+    );
 }

@@ -12,7 +12,7 @@ use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion::sql::sqlparser::ast::{
     self as sql, AfterMatchSkip, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
     MatchRecognizePattern, MatchRecognizeSymbol, Measure, OrderByExpr, RepetitionQuantifier,
-    RowsPerMatch, SymbolDefinition, TableFactor, TableAlias, VisitMut, VisitorMut,
+    RowsPerMatch, SymbolDefinition, TableAlias, TableFactor, VisitMut, VisitorMut,
 };
 
 use crate::match_recognize::node::{
@@ -51,8 +51,11 @@ pub fn plan_match_recognize(
     if vars.len() > 64 {
         return Err(err("at most 64 pattern variables".into()));
     }
-    let var_index: HashMap<String, usize> =
-        vars.iter().enumerate().map(|(i, v)| (v.clone(), i)).collect();
+    let var_index: HashMap<String, usize> = vars
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.clone(), i))
+        .collect();
 
     let mut within = None;
     let mut define_sql: Vec<Option<sql::Expr>> = vec![None; vars.len()];
@@ -63,7 +66,9 @@ pub fn plan_match_recognize(
             continue;
         }
         let Some(&i) = var_index.get(&name) else {
-            return Err(err(format!("DEFINE names `{name}`, which is not in the PATTERN")));
+            return Err(err(format!(
+                "DEFINE names `{name}`, which is not in the PATTERN"
+            )));
         };
         if define_sql[i].replace(def.definition).is_some() {
             return Err(err(format!("`{name}` is defined twice")));
@@ -88,7 +93,9 @@ pub fn plan_match_recognize(
         })
         .collect::<Result<Vec<_>>>()?;
     let Some(first_order) = order_by.first() else {
-        return Err(err("ORDER BY is required (rows are matched in that order)".into()));
+        return Err(err(
+            "ORDER BY is required (rows are matched in that order)".into()
+        ));
     };
 
     let within = match within {
@@ -99,8 +106,11 @@ pub fn plan_match_recognize(
                 return Err(err("WITHIN needs ORDER BY <time> ascending".into()));
             }
             let value = constant(context.sql_to_expr(e, &DFSchema::empty())?)?;
-            time::duration_value(&value, &time_type, "WITHIN")
-                .map_err(|e| err(format!("{e} (it bounds the first ORDER BY column, of type {time_type})")))?;
+            time::duration_value(&value, &time_type, "WITHIN").map_err(|e| {
+                err(format!(
+                    "{e} (it bounds the first ORDER BY column, of type {time_type})"
+                ))
+            })?;
             Some(value)
         }
     };
@@ -132,17 +142,31 @@ pub fn plan_match_recognize(
             offset,
         });
     }
-    let mut define_fields: Vec<_> = schema.iter().map(|(q, f)| (q.cloned(), Arc::clone(f))).collect();
+    let mut define_fields: Vec<_> = schema
+        .iter()
+        .map(|(q, f)| (q.cloned(), Arc::clone(f)))
+        .collect();
     for (i, nav) in navs.iter().enumerate() {
         let (_, f) = nav.expr.to_field(&schema)?;
-        define_fields.push((None, Arc::new(f.as_ref().clone().with_name(nav_column(i)).with_nullable(true))));
+        define_fields.push((
+            None,
+            Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_name(nav_column(i))
+                    .with_nullable(true),
+            ),
+        ));
     }
     let define_schema = DFSchema::new_with_metadata(define_fields, Default::default())?;
     let mut defines = vec![];
     for def in defines_rewritten {
         defines.push(match def {
             None => None,
-            Some(d) => Some(coerce(context.sql_to_expr(d, &define_schema)?, &define_schema)?),
+            Some(d) => Some(coerce(
+                context.sql_to_expr(d, &define_schema)?,
+                &define_schema,
+            )?),
         });
     }
 
@@ -213,9 +237,11 @@ pub fn plan_match_recognize(
 
 fn lookup(vars: &HashMap<String, usize>, v: &Ident) -> Result<usize> {
     let name = v.value.to_lowercase();
-    vars.get(&name)
-        .copied()
-        .ok_or_else(|| plan_datafusion_err!("MATCH_RECOGNIZE: AFTER MATCH SKIP names `{name}`, which is not in the PATTERN"))
+    vars.get(&name).copied().ok_or_else(|| {
+        plan_datafusion_err!(
+            "MATCH_RECOGNIZE: AFTER MATCH SKIP names `{name}`, which is not in the PATTERN"
+        )
+    })
 }
 
 fn coerce(expr: Expr, schema: &DFSchema) -> Result<Expr> {
@@ -255,18 +281,23 @@ fn convert_pattern(
             return plan_err!("MATCH_RECOGNIZE: `{p}` is not supported (no exclusion or PERMUTE)");
         }
         MatchRecognizePattern::Concat(ps) => Pattern::Concat(
-            ps.iter().map(|p| convert_pattern(p, context, vars)).collect::<Result<_>>()?,
+            ps.iter()
+                .map(|p| convert_pattern(p, context, vars))
+                .collect::<Result<_>>()?,
         ),
         MatchRecognizePattern::Alternation(ps) => Pattern::Alt(
-            ps.iter().map(|p| convert_pattern(p, context, vars)).collect::<Result<_>>()?,
+            ps.iter()
+                .map(|p| convert_pattern(p, context, vars))
+                .collect::<Result<_>>()?,
         ),
         MatchRecognizePattern::Group(p) => convert_pattern(p, context, vars)?,
         MatchRecognizePattern::Repetition(inner, q) => {
             // `p*?` parses as `(p*)?`: a `?` right after another quantifier makes it reluctant.
             let (inner, q, greedy) = match (inner.as_ref(), q) {
-                (MatchRecognizePattern::Repetition(inner2, q2), RepetitionQuantifier::AtMostOne) => {
-                    (inner2.as_ref(), q2, false)
-                }
+                (
+                    MatchRecognizePattern::Repetition(inner2, q2),
+                    RepetitionQuantifier::AtMostOne,
+                ) => (inner2.as_ref(), q2, false),
                 _ => (inner.as_ref(), q, true),
             };
             let inner = convert_pattern(inner, context, vars)?;
@@ -363,17 +394,24 @@ impl VisitorMut for DefineRewriter<'_> {
                 let args = function_args(f);
                 let (inner, n) = match args.as_slice() {
                     [FunctionArgExpr::Expr(e)] => (e.clone(), 1),
-                    [FunctionArgExpr::Expr(e), FunctionArgExpr::Expr(sql::Expr::Value(v))] => {
-                        match v.value.to_string().parse::<i64>() {
-                            Ok(n) if n >= 0 => (e.clone(), n),
-                            _ => {
-                                self.error = Some(format!("{} takes a non-negative integer offset", function_name(f).to_uppercase()));
-                                return ControlFlow::Break(());
-                            }
+                    [
+                        FunctionArgExpr::Expr(e),
+                        FunctionArgExpr::Expr(sql::Expr::Value(v)),
+                    ] => match v.value.to_string().parse::<i64>() {
+                        Ok(n) if n >= 0 => (e.clone(), n),
+                        _ => {
+                            self.error = Some(format!(
+                                "{} takes a non-negative integer offset",
+                                function_name(f).to_uppercase()
+                            ));
+                            return ControlFlow::Break(());
                         }
-                    }
+                    },
                     _ => {
-                        self.error = Some(format!("{} takes an expression and an optional offset", function_name(f).to_uppercase()));
+                        self.error = Some(format!(
+                            "{} takes an expression and an optional offset",
+                            function_name(f).to_uppercase()
+                        ));
                         return ControlFlow::Break(());
                     }
                 };
@@ -446,7 +484,8 @@ impl VisitorMut for MeasureRewriter<'_> {
                         match self.vars.get(&q.to_string().to_lowercase()) {
                             Some(&v) => (Some(v), None),
                             None => {
-                                self.error = Some(format!("`{q}.*` does not name a pattern variable"));
+                                self.error =
+                                    Some(format!("`{q}.*` does not name a pattern variable"));
                                 return ControlFlow::Break(());
                             }
                         }
@@ -469,7 +508,10 @@ impl VisitorMut for MeasureRewriter<'_> {
                         (strip.found.first().copied(), Some(e))
                     }
                     _ => {
-                        self.error = Some(format!("{}(...) takes one argument here", name.to_uppercase()));
+                        self.error = Some(format!(
+                            "{}(...) takes one argument here",
+                            name.to_uppercase()
+                        ));
                         return ControlFlow::Break(());
                     }
                 };

@@ -41,9 +41,8 @@ pub async fn logical_plan(ctx: &SessionContext, text: &str) -> Result<LogicalPla
 fn parse(state: &datafusion::execution::SessionState, text: &str) -> Result<DFStatement> {
     let options = state.config().options();
     let dialect_name = options.sql_parser.dialect.to_string();
-    let dialect = dialect_from_str(&dialect_name).ok_or_else(|| {
-        QueryError::Syntax(format!("unsupported SQL dialect `{dialect_name}`"))
-    })?;
+    let dialect = dialect_from_str(&dialect_name)
+        .ok_or_else(|| QueryError::Syntax(format!("unsupported SQL dialect `{dialect_name}`")))?;
     let rewritten = tokens::rewrite(text, dialect.as_ref())?;
     let source = rewritten.as_deref().unwrap_or(text);
     let mut statements = DFParserBuilder::new(source)
@@ -55,7 +54,9 @@ fn parse(state: &datafusion::execution::SessionState, text: &str) -> Result<DFSt
         (Some(statement), true) => statement,
         (None, _) => return Err(QueryError::Syntax("no SQL statement given".into())),
         (Some(_), false) => {
-            return Err(QueryError::Syntax("only one SQL statement at a time".into()));
+            return Err(QueryError::Syntax(
+                "only one SQL statement at a time".into(),
+            ));
         }
     };
     nest_statement(&mut statement);
@@ -122,7 +123,11 @@ impl VisitorMut for AsofNester {
             // Only when an ASOF join is followed by other joins: one that is already last
             // is what the relation planner expects.
             let joins = &table_with_joins.joins;
-            if joins.iter().rposition(is_asof).is_some_and(|i| i + 1 < joins.len()) {
+            if joins
+                .iter()
+                .rposition(is_asof)
+                .is_some_and(|i| i + 1 < joins.len())
+            {
                 nest_asof_joins(table_with_joins);
             }
         }

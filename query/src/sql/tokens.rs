@@ -140,8 +140,8 @@ fn clause_end(tokens: &[Token], from: usize) -> usize {
             t @ Token::Word(_) if depth == 0 => {
                 let ends = CLAUSE_END.iter().any(|w| is_word(t, w));
                 // `left(s, 2)` and `right(s, 2)` are functions, not joins.
-                let is_call = next_sig(tokens, i + 1)
-                    .is_some_and(|n| matches!(tokens[n], Token::LParen));
+                let is_call =
+                    next_sig(tokens, i + 1).is_some_and(|n| matches!(tokens[n], Token::LParen));
                 if ends && !is_call {
                     return i;
                 }
@@ -224,7 +224,9 @@ fn rewrite_asof(tokens: &mut Vec<Token>, at: usize, dialect: &dyn Dialect) -> Re
                     .unwrap_or(end);
                 let expr = render(&tokens[i + 1..stop]);
                 if expr.trim().is_empty() {
-                    return Err(syntax("TOLERANCE needs a value, e.g. INTERVAL '30 seconds'"));
+                    return Err(syntax(
+                        "TOLERANCE needs a value, e.g. INTERVAL '30 seconds'",
+                    ));
                 }
                 if tolerance.replace(expr).is_some() {
                     return Err(syntax("TOLERANCE given twice"));
@@ -239,9 +241,12 @@ fn rewrite_asof(tokens: &mut Vec<Token>, at: usize, dialect: &dyn Dialect) -> Re
                 )));
             }
         }
-        tokens.splice(options_at..end, [Token::Whitespace(
-            datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
-        )]);
+        tokens.splice(
+            options_at..end,
+            [Token::Whitespace(
+                datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+            )],
+        );
     }
 
     let marker = format!(
@@ -307,7 +312,9 @@ mod tests {
 
     /// The rewrite, with runs of spaces collapsed.
     fn rw(sql: &str) -> String {
-        let out = rewrite(sql, &GenericDialect {}).unwrap().unwrap_or_else(|| sql.to_string());
+        let out = rewrite(sql, &GenericDialect {})
+            .unwrap()
+            .unwrap_or_else(|| sql.to_string());
         out.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
@@ -334,7 +341,10 @@ mod tests {
     #[test]
     fn functions_named_left_do_not_end_the_clause() {
         let out = rw("SELECT * FROM a ASOF JOIN b ON left(a.k, 2) = b.k AND a.t >= b.t");
-        assert!(out.contains("ON left(a.k, 2) = b.k AND a.t >= b.t"), "{out}");
+        assert!(
+            out.contains("ON left(a.k, 2) = b.k AND a.t >= b.t"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -355,9 +365,12 @@ mod tests {
 
     #[test]
     fn asof_without_a_condition_is_a_clear_error() {
-        let err = rewrite("SELECT * FROM a ASOF JOIN b WHERE 1 = 1", &GenericDialect {})
-            .unwrap_err()
-            .to_string();
+        let err = rewrite(
+            "SELECT * FROM a ASOF JOIN b WHERE 1 = 1",
+            &GenericDialect {},
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("MATCH_CONDITION"), "{err}");
     }
 }

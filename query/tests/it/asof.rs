@@ -41,9 +41,9 @@ fn reference(
 ) -> Vec<Vec<Option<i64>>> {
     let mut out = vec![];
     for l in left {
-        let candidates = right.iter().filter(|r| {
-            l.key.is_some() && r.key == l.key && l.time.is_some() && r.time.is_some()
-        });
+        let candidates = right
+            .iter()
+            .filter(|r| l.key.is_some() && r.key == l.key && l.time.is_some() && r.time.is_some());
         let (Some(lt), _) = (l.time, ()) else {
             if keep_unmatched {
                 out.push(vec![Some(l.id), None]);
@@ -100,7 +100,11 @@ async fn asof_matches_nested_loops_on_random_tables() {
                     tolerance.map_or(String::new(), |t| format!(" TOLERANCE {t}")),
                     if nearest { " NEAREST" } else { "" }
                 );
-                let join = if left_join { "ASOF LEFT JOIN" } else { "ASOF JOIN" };
+                let join = if left_join {
+                    "ASOF LEFT JOIN"
+                } else {
+                    "ASOF JOIN"
+                };
                 let sql = format!(
                     "SELECT l.id, r.t FROM l {join} r ON l.k = r.k AND l.g = r.g AND l.t {} r.t{options}",
                     op.sql()
@@ -113,7 +117,11 @@ async fn asof_matches_nested_loops_on_random_tables() {
         // Snowflake's spelling keeps every left row.
         let sql = "SELECT l.id, r.t FROM l ASOF JOIN r MATCH_CONDITION (l.t >= r.t) ON l.k = r.k";
         let got = rows(&ctx, sql).await;
-        assert_eq!(got, reference(&left, &right, Op::Ge, false, None, true), "case {case}: {sql}");
+        assert_eq!(
+            got,
+            reference(&left, &right, Op::Ge, false, None, true),
+            "case {case}: {sql}"
+        );
     }
 }
 

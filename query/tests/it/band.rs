@@ -2,7 +2,13 @@
 
 use crate::support::{Row, context, random_rows, register, rng, rows};
 
-fn reference(left: &[Row], right: &[Row], low: i64, high: i64, strict: (bool, bool)) -> Vec<Vec<Option<i64>>> {
+fn reference(
+    left: &[Row],
+    right: &[Row],
+    low: i64,
+    high: i64,
+    strict: (bool, bool),
+) -> Vec<Vec<Option<i64>>> {
     let mut out = vec![];
     for l in left {
         for r in right {
@@ -40,7 +46,11 @@ async fn band_join_matches_nested_loops_on_random_tables() {
             if strict.1 { "<" } else { "<=" },
         );
         let got = rows(&ctx, &sql).await;
-        assert_eq!(got, reference(&left, &right, low, high, strict), "case {case}: {sql}");
+        assert_eq!(
+            got,
+            reference(&left, &right, low, high, strict),
+            "case {case}: {sql}"
+        );
     }
 }
 
@@ -57,7 +67,9 @@ async fn band_join_is_planned_as_a_merge() {
     .await
     .expect("planned");
     let plan = frame.create_physical_plan().await.expect("physical plan");
-    let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
     assert!(shown.contains("BandJoinExec"), "{shown}");
     assert!(!shown.contains("HashJoinExec"), "{shown}");
 }

@@ -45,11 +45,17 @@ fn schema() -> Arc<Schema> {
 fn batch(rows: &[Row]) -> RecordBatch {
     let k: Int64Array = rows.iter().map(|r| r.key).collect();
     // A second key derived from the first, so multi-key joins agree with single-key ones.
-    let g: StringArray = rows.iter().map(|r| r.key.map(|k| format!("g{}", k % 2))).collect();
+    let g: StringArray = rows
+        .iter()
+        .map(|r| r.key.map(|k| format!("g{}", k % 2)))
+        .collect();
     let t: Int64Array = rows.iter().map(|r| r.time).collect();
     let id: Int64Array = rows.iter().map(|r| Some(r.id)).collect();
-    RecordBatch::try_new(schema(), vec![Arc::new(k), Arc::new(g), Arc::new(t), Arc::new(id)])
-        .expect("valid batch")
+    RecordBatch::try_new(
+        schema(),
+        vec![Arc::new(k), Arc::new(g), Arc::new(t), Arc::new(id)],
+    )
+    .expect("valid batch")
 }
 
 /// Registers `rows` as table `name`, split over several partitions and batches, unsorted.
@@ -60,7 +66,8 @@ pub fn register(ctx: &SessionContext, name: &str, rows: &[Row], rng: &mut StdRng
         partitions[i % parts].push(batch(chunk));
     }
     let table = MemTable::try_new(schema(), partitions).expect("valid table");
-    ctx.register_table(name, Arc::new(table)).expect("registered");
+    ctx.register_table(name, Arc::new(table))
+        .expect("registered");
 }
 
 pub fn context() -> SessionContext {
@@ -74,17 +81,30 @@ pub fn context() -> SessionContext {
 
 /// Runs `sql` and returns its rows as (i64 option) tuples of the given columns.
 pub async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<Option<i64>>> {
-    let frame = vigil_query::sql::sql(ctx, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let batches = frame.collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let frame = vigil_query::sql::sql(ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches = frame
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut out = vec![];
     for b in batches {
         let cols: Vec<&Int64Array> = b
             .columns()
             .iter()
-            .map(|c| c.as_any().downcast_ref::<Int64Array>().expect("int64 column"))
+            .map(|c| {
+                c.as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("int64 column")
+            })
             .collect();
         for r in 0..b.num_rows() {
-            out.push(cols.iter().map(|c| (!c.is_null(r)).then(|| c.value(r))).collect());
+            out.push(
+                cols.iter()
+                    .map(|c| (!c.is_null(r)).then(|| c.value(r)))
+                    .collect(),
+            );
         }
     }
     out.sort();

@@ -236,3 +236,53 @@ fn bad_sql_exits_non_zero_with_the_problem_named() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("SELEC"), "{}", stderr(&o));
 }
+
+#[test]
+fn demo_finds_every_seed_attack_and_no_decoy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("demo");
+    let args = [
+        "demo",
+        "--data-dir",
+        &dir.to_string_lossy(),
+        "--pods",
+        "60",
+        "--hours",
+        "2",
+    ];
+    let o = vigil(&args);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("every attack found, no decoy reported"),
+        "{out}"
+    );
+    for attack in ["crypto-miner", "command and control", "lateral movement"] {
+        assert!(out.contains(attack), "{attack} missing from:\n{out}");
+    }
+    assert_eq!(out.matches("matches the ground truth").count(), 4, "{out}");
+    assert!(!out.contains("REPORTED (decoy)"), "{out}");
+    // Running it again replaces the earlier demo store.
+    let again = vigil(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    // A directory that is not a demo store is left alone.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("precious.txt"), "keep me").expect("write");
+    let refused = vigil(&[
+        "demo",
+        "--data-dir",
+        &other.to_string_lossy(),
+        "--pods",
+        "60",
+        "--hours",
+        "2",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("not a demo store"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(other.join("precious.txt").exists());
+}

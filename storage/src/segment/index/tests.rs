@@ -19,8 +19,12 @@ fn metrics(n: usize, per_pod: usize) -> RecordBatch {
         schema,
         vec![
             Arc::new(Int64Array::from_iter_values(0..n as i64)),
-            Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("pod-{:03}", i / per_pod)))),
-            Arc::new(StringArray::from_iter_values((0..n).map(|i| if i % 2 == 0 { "cpu" } else { "mem" }))),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("pod-{:03}", i / per_pod)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| if i % 2 == 0 { "cpu" } else { "mem" }),
+            )),
             Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
         ],
     )
@@ -48,7 +52,13 @@ fn pods_are_rows_and_values_are_blocks() {
     let cpu = index.value_rows("name", &["cpu".to_string()]).unwrap();
     assert!((0..3000u32).step_by(2).all(|r| cpu.contains(r)));
     assert_eq!(cpu.len(), 3 * u64::from(BLOCK_ROWS));
-    assert_eq!(index.value_rows("name", &["disk".to_string()]).unwrap().len(), 0);
+    assert_eq!(
+        index
+            .value_rows("name", &["disk".to_string()])
+            .unwrap()
+            .len(),
+        0
+    );
     assert_eq!(index.value_rows("no_such_column", &["x".to_string()]), None);
 }
 
@@ -76,7 +86,9 @@ fn too_many_values_unindex_the_column() {
         schema,
         vec![
             Arc::new(Int64Array::from_iter_values(0..n as i64)),
-            Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("m{i}")))),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("m{i}")),
+            )),
             Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
         ],
     )
