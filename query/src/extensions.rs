@@ -24,8 +24,10 @@ use datafusion::sql::sqlparser::ast::TableFactor;
 use crate::asof::AsofExtensionPlanner;
 use crate::asof::plan::plan_asof_nested_join;
 use crate::band::BandJoinRule;
+use crate::functions::gapfill::{GapFillExtensionPlanner, GapFillRule};
 use crate::match_recognize::MatchRecognizeExtensionPlanner;
 use crate::match_recognize::plan::{MatchRecognizeAst, plan_match_recognize};
+use datafusion::optimizer::Analyzer;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
 /// Adds vigil's temporal SQL to a session being built.
@@ -48,6 +50,18 @@ pub fn install(builder: SessionStateBuilder) -> SessionStateBuilder {
         .map_or(0, |i| i + 1);
     rules.insert(at, Arc::new(BandJoinRule));
     builder
+        .scalar_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(crate::functions::scalar_functions());
+    builder
+        .aggregate_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(crate::functions::aggregate_functions());
+    // Gap filling rewrites the plan as the SQL planner made it, after type coercion.
+    let mut analyzer = Analyzer::new().rules;
+    analyzer.push(Arc::new(GapFillRule));
+    builder
+        .with_analyzer_rules(analyzer)
         .with_physical_optimizer_rules(rules)
         .with_query_planner(Arc::new(TemporalQueryPlanner))
 }
@@ -123,6 +137,7 @@ impl QueryPlanner for TemporalQueryPlanner {
         DefaultPhysicalPlanner::with_extension_planners(vec![
             Arc::new(AsofExtensionPlanner),
             Arc::new(MatchRecognizeExtensionPlanner),
+            Arc::new(GapFillExtensionPlanner),
         ])
         .create_physical_plan(logical_plan, session)
         .await

@@ -11,6 +11,7 @@ pub mod asof;
 pub mod band;
 pub mod error;
 pub mod extensions;
+pub mod functions;
 pub mod match_recognize;
 pub mod merge;
 pub mod pushdown;
