@@ -5,6 +5,7 @@ on the same data vigil-bench used, in the same run. Prints one JSON object per m
     python3 benches/compare.py ingest --file ingest.parquet
     python3 benches/compare.py aggregate --store /tmp/vb
     python3 benches/compare.py compression --file node_metrics.parquet
+    python3 benches/compare.py temporal --dir exported/   (from `vigil-bench temporal --export`)
 
 Needs `pip install duckdb chdb pyarrow`.
 """
@@ -140,6 +141,112 @@ def compression(args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _rss(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _timed(run, runs):
+    """Median and min milliseconds of `runs` calls, the peak memory growth, the last result."""
+    times, peak, result = [], 0, None
+    for _ in range(runs):
+        before = _rss("VmRSS")
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+        start = time.perf_counter()
+        result = run()
+        times.append((time.perf_counter() - start) * 1000)
+        peak = max(peak, _rss("VmHWM") - before)
+    return statistics.median(times), min(times), peak / 1e6, result
+
+
+PULL = "kind = 'event' AND reason = 'Pulled' AND image NOT LIKE 'registry.corp.example/%'"
+HOT = "kind = 'metric' AND name = 'container_cpu_usage_cores' AND value > 0.95"
+API = "kind = 'audit' AND resource IN ('secrets', 'pods/exec')"
+
+TEMPORAL_DUCKDB = {
+    "asof_audit_to_cpu": "SELECT count(*) AS n, sum(m.value) AS cpu FROM audit a "
+    "ASOF JOIN (SELECT pod, ts, value FROM metrics WHERE name = 'container_cpu_usage_cores') m "
+    "ON a.pod = m.pod AND a.ts >= m.ts",
+    "asof_cpu_to_audit": "SELECT count(*) AS n, count(a.verb) AS matched FROM "
+    "(SELECT pod, ts, value FROM metrics WHERE name = 'container_cpu_usage_cores') m "
+    "ASOF JOIN (SELECT pod, ts, verb FROM audit) a ON m.pod = a.pod AND m.ts >= a.ts",
+    "band_crypto_miner": "SELECT e.namespace, e.pod, e.image, max(m.value) AS peak_cpu "
+    "FROM events e JOIN metrics m ON m.pod = e.pod AND m.ts BETWEEN e.ts AND e.ts + INTERVAL '30 minutes' "
+    "WHERE e.reason = 'Pulled' AND e.image NOT LIKE 'registry.corp.example/%' "
+    "AND m.name = 'container_cpu_usage_cores' AND m.value > 0.9 GROUP BY 1, 2, 3 HAVING count(*) >= 30",
+    # DuckDB has no MATCH_RECOGNIZE: the same sequence as joins of the three steps.
+    "match_recognize_story": f"""
+        WITH pulls AS (SELECT pod, ts, image FROM signals WHERE {PULL}),
+             hot AS (SELECT pod, ts FROM signals WHERE {HOT}),
+             api AS (SELECT pod, ts, verb, resource FROM signals WHERE {API})
+        SELECT p.pod, p.image, min(h.ts) AS hot_at, arg_min(a.verb, a.ts) AS verb,
+               arg_min(a.resource, a.ts) AS resource
+        FROM pulls p
+        JOIN hot h ON h.pod = p.pod AND h.ts > p.ts AND h.ts <= p.ts + INTERVAL '1 hour'
+        JOIN api a ON a.pod = p.pod AND a.ts > h.ts AND a.ts <= p.ts + INTERVAL '1 hour'
+        GROUP BY p.pod, p.ts, p.image""",
+}
+
+TEMPORAL_CHDB = {
+    "asof_audit_to_cpu": "SELECT count() AS n, sum(m.value) AS cpu FROM audit a "
+    "ASOF JOIN (SELECT pod, ts, value FROM metrics WHERE name = 'container_cpu_usage_cores') m "
+    "ON a.pod = m.pod AND a.ts >= m.ts",
+    "asof_cpu_to_audit": "SELECT count() AS n, count(a.verb) AS matched FROM "
+    "(SELECT pod, ts, value FROM metrics WHERE name = 'container_cpu_usage_cores') m "
+    "ASOF JOIN (SELECT pod, ts, verb FROM audit) a ON m.pod = a.pod AND m.ts >= a.ts",
+    "band_crypto_miner": "SELECT e.namespace, e.pod, e.image, max(m.value) AS peak_cpu "
+    "FROM (SELECT * FROM events WHERE reason = 'Pulled' AND image NOT LIKE 'registry.corp.example/%') e "
+    "JOIN (SELECT * FROM metrics WHERE name = 'container_cpu_usage_cores' AND value > 0.9) m ON m.pod = e.pod "
+    "WHERE m.ts >= e.ts AND m.ts <= e.ts + INTERVAL 30 MINUTE "
+    "GROUP BY 1, 2, 3 HAVING count() >= 30",
+    # ClickHouse's sequenceMatch (the one-hour bound is not expressible across three steps).
+    "match_recognize_story": f"""
+        SELECT pod FROM signals WHERE pod IS NOT NULL GROUP BY pod
+        HAVING sequenceMatch('(?1).*(?2).*(?3)')(toDateTime(ts), {PULL}, {HOT}, {API})""",
+}
+
+
+def temporal(args):
+    import chdb.session
+    import duckdb
+
+    files = {t: os.path.abspath(os.path.join(args.dir, t + ".parquet")) for t in ("audit", "metrics", "events", "signals")}
+    con = duckdb.connect()
+    for t, f in files.items():
+        con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{f}')")
+    for name, sql in TEMPORAL_DUCKDB.items():
+        med, best, peak, result = _timed(lambda: con.execute(sql).fetchall(), args.runs)
+        emit(bench="temporal", engine="duckdb", query=name, runs=args.runs, median_ms=round(med, 1),
+             min_ms=round(best, 1), peak_rss_growth_mb=round(peak, 1), rows=len(result),
+             first_row=str(result[0]) if result else "")
+    con.close()
+
+    tmp = tempfile.mkdtemp()
+    try:
+        sess = chdb.session.Session(os.path.join(tmp, "ch"))
+        for t, f in files.items():
+            sess.query(
+                f"CREATE TABLE {t} ENGINE = MergeTree ORDER BY (pod, ts) SETTINGS allow_nullable_key = 1 "
+                f"AS SELECT * FROM file('{f}', Parquet)"
+            )
+        for name, sql in TEMPORAL_CHDB.items():
+            med, best, peak, result = _timed(lambda: sess.query(sql, "CSV").bytes().decode(), args.runs)
+            lines = [l for l in result.splitlines() if l]
+            emit(bench="temporal", engine="chdb", query=name, runs=args.runs, median_ms=round(med, 1),
+                 min_ms=round(best, 1), peak_rss_growth_mb=round(peak, 1), rows=len(lines),
+                 first_row=lines[0] if lines else "")
+        sess.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -151,8 +258,11 @@ def main():
     s.add_argument("--runs", type=int, default=5)
     s = sub.add_parser("compression")
     s.add_argument("--file", required=True)
+    s = sub.add_parser("temporal")
+    s.add_argument("--dir", required=True)
+    s.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
-    {"ingest": ingest, "aggregate": aggregate, "compression": compression}[args.cmd](args)
+    {"ingest": ingest, "aggregate": aggregate, "compression": compression, "temporal": temporal}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,39 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> anyhow::Result<()>
     writer.close()?;
     Ok(())
 }
+
+/// The temporal benchmark's queries: (name, SQL). compare.py runs the same questions.
+pub const TEMPORAL_QUERIES: &[(&str, &str)] = &[
+    (
+        "asof_audit_to_cpu",
+        "SELECT count(*) AS n, sum(m.value) AS cpu FROM audit a \
+         ASOF JOIN (SELECT pod, ts, value FROM metrics WHERE name = 'container_cpu_usage_cores') m \
+         ON a.pod = m.pod AND a.ts >= m.ts",
+    ),
+    (
+        "asof_cpu_to_audit",
+        "SELECT count(*) AS n, count(a.verb) AS matched FROM \
+         (SELECT pod, ts, value FROM metrics WHERE name = 'container_cpu_usage_cores') m \
+         ASOF JOIN (SELECT pod, ts, verb FROM audit) a ON m.pod = a.pod AND m.ts >= a.ts",
+    ),
+    (
+        "band_crypto_miner",
+        "SELECT e.namespace, e.pod, e.image, max(m.value) AS peak_cpu \
+         FROM events e JOIN metrics m \
+           ON m.pod = e.pod AND m.ts BETWEEN e.ts AND e.ts + INTERVAL '30 minutes' \
+         WHERE e.reason = 'Pulled' AND e.image NOT LIKE 'registry.corp.example/%' \
+           AND m.name = 'container_cpu_usage_cores' AND m.value > 0.9 \
+         GROUP BY 1, 2, 3 HAVING count(*) >= 30",
+    ),
+    (
+        "match_recognize_story",
+        "SELECT * FROM signals MATCH_RECOGNIZE ( \
+           PARTITION BY pod ORDER BY ts \
+           MEASURES pull.image AS image, FIRST(hot.ts) AS hot_at, api.verb AS verb, api.resource AS resource \
+           ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW \
+           PATTERN (pull x*? hot+ x*? api) WITHIN INTERVAL '1 hour' \
+           DEFINE pull AS kind = 'event' AND reason = 'Pulled' AND image NOT LIKE 'registry.corp.example/%', \
+                  hot  AS kind = 'metric' AND name = 'container_cpu_usage_cores' AND value > 0.95, \
+                  api  AS kind = 'audit' AND resource IN ('secrets', 'pods/exec'))",
+    ),
+];

@@ -15,7 +15,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use vigil::{Db, DbOptions, Durability, SignalKind, StoreOptions};
-use vigil_benches::{dir_bytes, ingest_concurrently, median, metric_batches, segment_bytes};
+use vigil_benches::{
+    TEMPORAL_QUERIES, dir_bytes, ingest_concurrently, median, metric_batches, segment_bytes,
+};
 use vigil_synth::{Cluster, ClusterSpec};
 
 #[derive(Debug, Parser)]
@@ -68,6 +70,24 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// ASOF JOINs, the crypto-miner band join and the MATCH_RECOGNIZE sequence over a
+    /// generated cluster with the seed scenarios; exports the same data for compare.py.
+    Temporal {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        pods: usize,
+        #[arg(long, default_value_t = 6.0)]
+        hours: f64,
+        /// Audit events per pod and hour (84 gives a million for 2,000 pods over 6 hours).
+        #[arg(long, default_value_t = 84)]
+        audit_per_pod_hour: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Where to write audit/metrics/events/signals Parquet files for compare.py.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
     /// Bytes per sample of node-exporter-like series in vigil's segments.
     Compression {
         #[arg(long)]
@@ -108,6 +128,19 @@ fn main() -> Result<()> {
             hours,
             export,
         } => compression(&dir, nodes, hours, export.as_deref()),
+        Command::Temporal {
+            dir,
+            pods,
+            hours,
+            audit_per_pod_hour,
+            runs,
+            export,
+        } => {
+            if !dir.exists() {
+                build_temporal(&dir, pods, hours, audit_per_pod_hour)?;
+            }
+            rt.block_on(temporal(&dir, runs, export.as_deref()))
+        }
     }
 }
 
@@ -333,5 +366,131 @@ fn compression(dir: &Path, nodes: usize, hours: f64, export: Option<&Path>) -> R
         bytes as f64 / rows as f64
     );
     db.close()?;
+    Ok(())
+}
+
+fn build_temporal(dir: &Path, pods: usize, hours: f64, audit_per_pod_hour: usize) -> Result<()> {
+    let cluster = Cluster::new(ClusterSpec {
+        pods,
+        duration: Duration::from_secs_f64(hours * 3600.0),
+        audit_per_pod_hour,
+        ..ClusterSpec::default()
+    });
+    let db = Db::open_with(dir, options(Durability::Buffered))?;
+    let start = Instant::now();
+    let mut rows = 0usize;
+    for kind in SignalKind::ALL {
+        for batch in cluster.batches(kind) {
+            rows += batch.num_rows();
+            db.write(kind, &batch)?;
+        }
+    }
+    for (kind, batch) in cluster.scenarios().batches {
+        rows += batch.num_rows();
+        db.write(kind, &batch)?;
+    }
+    db.flush()?;
+    while db.compact()?.outputs > 0 {}
+    println!(
+        r#"{{"bench":"temporal-build","rows":{rows},"build_s":{:.1},"segments":{},"segment_bytes":{}}}"#,
+        start.elapsed().as_secs_f64(),
+        db.store().version().segments.len(),
+        segment_bytes(dir)?
+    );
+    db.close()?;
+    Ok(())
+}
+
+/// Peak resident memory since the last reset, in bytes (Linux: VmHWM).
+fn peak_rss() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn current_rss() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Resets the peak resident memory to the current one (Linux: clear_refs 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn temporal(dir: &Path, runs: usize, export: Option<&Path>) -> Result<()> {
+    let db = open_existing(dir)?;
+    let counts = db
+        .query("SELECT kind, count(*) AS n FROM signals GROUP BY kind ORDER BY kind")
+        .await?;
+    eprintln!("{}", arrow::util::pretty::pretty_format_batches(&counts)?);
+    for (name, sql) in TEMPORAL_QUERIES {
+        let mut times = vec![];
+        let mut rows = 0;
+        let mut peak = 0usize;
+        for _ in 0..runs {
+            let before = current_rss();
+            reset_peak_rss();
+            let (n, t, _) = run(&db, sql).await?;
+            peak = peak.max(peak_rss().saturating_sub(before));
+            rows = n;
+            times.push(t.as_secs_f64() * 1e3);
+        }
+        let result = db.query(sql).await?;
+        let first_row = arrow::util::pretty::pretty_format_batches(&result)?
+            .to_string()
+            .lines()
+            .nth(3)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            r#"{{"bench":"temporal","engine":"vigil","query":"{name}","runs":{runs},"median_ms":{:.1},"min_ms":{:.1},"rows":{rows},"peak_rss_growth_mb":{:.1},"first_row":{:?}}}"#,
+            median(&mut times.clone()),
+            times.iter().copied().fold(f64::INFINITY, f64::min),
+            peak as f64 / 1e6,
+            first_row
+        );
+    }
+    if let Some(out) = export {
+        std::fs::create_dir_all(out)?;
+        let exports = [
+            ("audit", "SELECT pod, ts, verb, resource FROM audit"),
+            (
+                "metrics",
+                "SELECT pod, ts, namespace, name, value FROM metrics",
+            ),
+            (
+                "events",
+                "SELECT pod, ts, namespace, reason, image FROM events",
+            ),
+            (
+                "signals",
+                "SELECT pod, ts, kind, reason, image, name, value, verb, resource FROM signals",
+            ),
+        ];
+        for (name, sql) in exports {
+            let path = out.join(format!("{name}.parquet"));
+            db.query(&format!(
+                "COPY ({sql}) TO '{}' STORED AS PARQUET",
+                path.display()
+            ))
+            .await?;
+        }
+    }
     Ok(())
 }
