@@ -619,10 +619,10 @@ impl Filler {
         for r in 0..batch.num_rows() {
             if let Some(keys) = &keys {
                 let key = keys.row(r);
-                if self.key.as_ref().is_some_and(|k| k.row() != key) {
-                    if let Some(b) = self.finish_series()? {
-                        out.push(b);
-                    }
+                if self.key.as_ref().is_some_and(|k| k.row() != key)
+                    && let Some(b) = self.finish_series()?
+                {
+                    out.push(b);
                 }
                 if self.key.is_none() {
                     self.key = Some(key.owned());
