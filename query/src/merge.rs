@@ -1,6 +1,7 @@
-//! Pieces shared by the merge joins (ASOF and time-band): batches with encoded keys and
-//! normalised times, a cursor over the sorted right input that keeps only the batches still
-//! referenced, and output assembly from (left row, right row) pairs.
+//! Pieces shared by the merge joins (ASOF and time-band): their two sorted inputs and what
+//! they require of them ([`MergeInputs`]), batches with encoded keys and normalised times, a
+//! cursor over the sorted right input that keeps only the batches still referenced, output
+//! assembly from (left row, right row) pairs, and the output stream ([`joined_stream`]).
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -12,9 +13,21 @@ use arrow::buffer::NullBuffer;
 use arrow::compute::{SortOptions, interleave, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
-use datafusion::common::Result;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
+use std::future::Future;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
+};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::BaselineMetrics;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    Distribution, ExecutionPlan, ExecutionPlanProperties, InputDistributionRequirements,
+    Partitioning, PlanProperties,
+};
 use futures::StreamExt;
 
 use crate::time::time_values;
@@ -23,6 +36,210 @@ pub type PhysicalExprRef = Arc<dyn PhysicalExpr>;
 
 /// A right row: (global batch index, row).
 pub type RowRef = (usize, usize);
+
+/// Bounded when every child is.
+pub fn boundedness(children: &[&Arc<dyn ExecutionPlan>]) -> Boundedness {
+    if children
+        .iter()
+        .all(|c| matches!(c.boundedness(), Boundedness::Bounded))
+    {
+        Boundedness::Bounded
+    } else {
+        Boundedness::Unbounded {
+            requires_infinite_memory: false,
+        }
+    }
+}
+
+/// The two inputs of a merge join, each sorted by its keys then its time, and the
+/// expressions it merges on. Both joins hold one and delegate the plumbing of
+/// `ExecutionPlan` to it.
+#[derive(Debug, Clone)]
+pub struct MergeInputs {
+    pub left: Arc<dyn ExecutionPlan>,
+    pub right: Arc<dyn ExecutionPlan>,
+    /// Equality keys, (left expression, right expression).
+    pub on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
+    pub left_time: PhysicalExprRef,
+    pub right_time: PhysicalExprRef,
+}
+
+impl MergeInputs {
+    /// One partition, in the left input's order (left columns come first and keep their
+    /// positions in `schema`).
+    pub fn properties(&self, schema: &SchemaRef) -> PlanProperties {
+        let orderings: Vec<LexOrdering> = self
+            .left
+            .properties()
+            .equivalence_properties()
+            .oeq_class()
+            .iter()
+            .cloned()
+            .collect();
+        PlanProperties::new(
+            EquivalenceProperties::new_with_orderings(Arc::clone(schema), orderings),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            boundedness(&[&self.left, &self.right]),
+        )
+    }
+
+    /// Each input as one stream (DataFusion merges sorted partitions into it).
+    pub fn distribution() -> InputDistributionRequirements {
+        InputDistributionRequirements::new(vec![
+            Distribution::SinglePartition,
+            Distribution::SinglePartition,
+        ])
+    }
+
+    /// Each input sorted by [`key_time_ordering`].
+    pub fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        let (left, right): (Vec<_>, Vec<_>) = self
+            .on
+            .iter()
+            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+            .unzip();
+        vec![
+            key_time_ordering(&left, &self.left_time).map(OrderingRequirements::from),
+            key_time_ordering(&right, &self.right_time).map(OrderingRequirements::from),
+        ]
+    }
+
+    pub fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.left, &self.right]
+    }
+
+    /// Visits the keys and times, then `extra`.
+    pub fn apply_expressions(
+        &self,
+        extra: &[&PhysicalExprRef],
+        f: &mut dyn FnMut(&PhysicalExprRef) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        let exprs = self
+            .on
+            .iter()
+            .flat_map(|(l, r)| [l, r])
+            .chain([&self.left_time, &self.right_time])
+            .chain(extra.iter().copied());
+        for e in exprs {
+            if f(e)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    /// The same merge over new children.
+    pub fn with_children(&self, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<MergeInputs> {
+        let [left, right]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
+            Ok(c) => c,
+            Err(_) => return internal_err!("a merge join needs two children"),
+        };
+        Ok(MergeInputs {
+            left,
+            right,
+            ..self.clone()
+        })
+    }
+
+    /// Starts both inputs: the left stream, how to key its batches, and the right cursor.
+    pub fn open(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<(SendableRecordBatchStream, LeftKeys, RightCursor)> {
+        if partition != 0 {
+            return internal_err!("a merge join has one partition, asked for {partition}");
+        }
+        let left = self.left.execute(0, Arc::clone(&context))?;
+        let right = self.right.execute(0, context)?;
+        let key_types = self
+            .on
+            .iter()
+            .map(|(l, _)| l.data_type(&self.left.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let converter = key_converter(&key_types)?;
+        let (left_keys, right_keys): (Vec<_>, Vec<_>) = self
+            .on
+            .iter()
+            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+            .unzip();
+        let cursor = RightCursor::new(
+            right,
+            right_keys,
+            Arc::clone(&self.right_time),
+            converter.clone(),
+        );
+        let keys = LeftKeys {
+            keys: left_keys,
+            time: Arc::clone(&self.left_time),
+            converter,
+        };
+        Ok((left, keys, cursor))
+    }
+}
+
+/// How left batches are keyed, with the same encoder as the right cursor.
+#[derive(Debug)]
+pub struct LeftKeys {
+    keys: Vec<PhysicalExprRef>,
+    time: PhysicalExprRef,
+    converter: Option<Arc<RowConverter>>,
+}
+
+impl LeftKeys {
+    pub fn keyed(&self, batch: &RecordBatch) -> Result<KeyedBatch> {
+        KeyedBatch::new(
+            batch.clone(),
+            &self.keys,
+            &self.time,
+            self.converter.as_deref(),
+        )
+    }
+}
+
+/// A merge join's state: turns each left batch into output rows.
+pub trait BatchJoiner: Send + 'static {
+    fn join_batch(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> impl Future<Output = Result<RecordBatch>> + Send;
+}
+
+/// The output stream of a merge join: each left batch joined, empty results skipped.
+pub fn joined_stream<J: BatchJoiner>(
+    schema: SchemaRef,
+    left: SendableRecordBatchStream,
+    joiner: J,
+    metrics: BaselineMetrics,
+) -> SendableRecordBatchStream {
+    let stream = futures::stream::try_unfold(
+        (left, joiner, metrics),
+        |(mut left, mut joiner, metrics)| async move {
+            loop {
+                let Some(batch) = left.next().await.transpose()? else {
+                    return Ok(None);
+                };
+                let out = joiner.join_batch(&batch).await?;
+                if out.num_rows() > 0 {
+                    metrics.record_output(out.num_rows());
+                    return Ok(Some((out, (left, joiner, metrics))));
+                }
+            }
+        },
+    );
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// The output parts of one left batch as one batch.
+pub fn concat_parts(schema: &SchemaRef, mut parts: Vec<RecordBatch>) -> Result<RecordBatch> {
+    if parts.len() == 1
+        && let Some(only) = parts.pop()
+    {
+        return Ok(only);
+    }
+    Ok(arrow::compute::concat_batches(schema, &parts)?)
+}
 
 /// The order both inputs of a merge join need: keys, then time, ascending, nulls last.
 pub fn key_time_ordering(keys: &[PhysicalExprRef], time: &PhysicalExprRef) -> Option<LexOrdering> {

@@ -15,7 +15,7 @@ fn inverse_tree(package: &str, dependency: &str) -> String {
             "-i",
             dependency,
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::support::manifest_dir())
         .output()
         .expect("run cargo tree");
     // `cargo tree -i X` fails when X is not in the graph at all, which is what we want.

@@ -4,7 +4,7 @@
 //! vigil returns now; review the diff before committing it. `EXPLAIN` prints only the
 //! physical plan, one line per row, with the data directory replaced by `<DIR>`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
@@ -157,7 +157,7 @@ impl sqllogictest::AsyncDB for VigilSlt {
 }
 
 fn slt_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let dir = crate::support::manifest_dir().join("slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/slt exists")
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -74,3 +74,11 @@ pub fn wait_until(mut f: impl FnMut() -> bool, timeout: Duration) -> bool {
     }
     f()
 }
+
+/// This package's directory as cargo runs the tests (not where the binary was compiled: a
+/// build cache shared between checkouts may hold a binary compiled elsewhere).
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .into()
+}

@@ -401,25 +401,14 @@ fn build_temporal(dir: &Path, pods: usize, hours: f64, audit_per_pod_hour: usize
     Ok(())
 }
 
-/// Peak resident memory since the last reset, in bytes (Linux: VmHWM).
-fn peak_rss() -> usize {
+/// A memory figure of this process from `/proc/self/status` (`VmHWM`: peak resident set
+/// since the last reset; `VmRSS`: resident now), in bytes; 0 where unavailable.
+fn status_bytes(field: &str) -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<usize>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-fn current_rss() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<usize>().ok())
         })
@@ -442,10 +431,10 @@ async fn temporal(dir: &Path, runs: usize, export: Option<&Path>) -> Result<()> 
         let mut rows = 0;
         let mut peak = 0usize;
         for _ in 0..runs {
-            let before = current_rss();
+            let before = status_bytes("VmRSS");
             reset_peak_rss();
             let (n, t, _) = run(&db, sql).await?;
-            peak = peak.max(peak_rss().saturating_sub(before));
+            peak = peak.max(status_bytes("VmHWM").saturating_sub(before));
             rows = n;
             times.push(t.as_secs_f64() * 1e3);
         }

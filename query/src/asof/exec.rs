@@ -11,27 +11,20 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::RowConverter;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, internal_err};
+use datafusion::common::{Result, internal_err, plan_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::JoinType;
-use datafusion::physical_expr::{
-    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr,
-};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    InputDistributionRequirements, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
 };
-use futures::StreamExt;
 
 use crate::asof::node::AsofOp;
 use crate::merge::{
-    KeyedBatch, Pending, PhysicalExprRef, RightCursor, RowRef, cmp_keys, key_converter,
-    key_time_ordering,
+    BatchJoiner, KeyedBatch, LeftKeys, MergeInputs, Pending, RightCursor, RowRef, cmp_keys,
+    concat_parts, joined_stream,
 };
 
 /// Right batches kept before pending output is flushed so older ones can be released.
@@ -40,14 +33,10 @@ const MAX_RETAINED_BATCHES: usize = 16;
 /// The physical ASOF join.
 #[derive(Debug)]
 pub struct AsofJoinExec {
-    left: Arc<dyn ExecutionPlan>,
-    right: Arc<dyn ExecutionPlan>,
-    on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
-    left_time: PhysicalExprRef,
-    right_time: PhysicalExprRef,
+    inputs: MergeInputs,
     op: AsofOp,
     nearest: bool,
-    /// On the scale of [`time_values`].
+    /// On the scale of [`crate::time::time_values`].
     tolerance: Option<i64>,
     join_type: JoinType,
     schema: SchemaRef,
@@ -56,13 +45,8 @@ pub struct AsofJoinExec {
 }
 
 impl AsofJoinExec {
-    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
-        left: Arc<dyn ExecutionPlan>,
-        right: Arc<dyn ExecutionPlan>,
-        on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
-        left_time: PhysicalExprRef,
-        right_time: PhysicalExprRef,
+        inputs: MergeInputs,
         op: AsofOp,
         nearest: bool,
         tolerance: Option<i64>,
@@ -73,42 +57,19 @@ impl AsofJoinExec {
             return internal_err!("ASOF join type must be inner or left, got {join_type}");
         }
         if nearest && op.strict() {
-            return datafusion::common::plan_err!(
+            return plan_err!(
                 "ASOF NEAREST takes >= or <= (the closest row at any distance, equal times included)"
             );
         }
-        // Left columns come first and keep their positions, so the left order carries over.
-        let orderings: Vec<LexOrdering> = left
-            .properties()
-            .equivalence_properties()
-            .oeq_class()
-            .iter()
-            .cloned()
-            .collect();
-        let eq = EquivalenceProperties::new_with_orderings(Arc::clone(&schema), orderings);
-        let properties = PlanProperties::new(
-            eq,
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            match (left.boundedness(), right.boundedness()) {
-                (Boundedness::Bounded, Boundedness::Bounded) => Boundedness::Bounded,
-                _ => Boundedness::Unbounded {
-                    requires_infinite_memory: false,
-                },
-            },
-        );
+        let properties = Arc::new(inputs.properties(&schema));
         Ok(AsofJoinExec {
-            left,
-            right,
-            on,
-            left_time,
-            right_time,
+            inputs,
             op,
             nearest,
             tolerance,
             join_type,
             schema,
-            properties: Arc::new(properties),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
@@ -116,15 +77,16 @@ impl AsofJoinExec {
 
 impl DisplayAs for AsofJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let on: Vec<String> = self.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
+        let i = &self.inputs;
+        let on: Vec<String> = i.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
         write!(
             f,
             "AsofJoinExec: type={}, on=[{}], match={} {} {}",
             self.join_type,
             on.join(", "),
-            self.left_time,
+            i.left_time,
             self.op.symbol(),
-            self.right_time
+            i.right_time
         )?;
         if self.nearest {
             write!(f, ", nearest")?;
@@ -146,22 +108,11 @@ impl ExecutionPlan for AsofJoinExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::new(vec![
-            Distribution::SinglePartition,
-            Distribution::SinglePartition,
-        ])
+        MergeInputs::distribution()
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        let (left, right): (Vec<_>, Vec<_>) = self
-            .on
-            .iter()
-            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
-            .unzip();
-        vec![
-            key_time_ordering(&left, &self.left_time).map(OrderingRequirements::from),
-            key_time_ordering(&right, &self.right_time).map(OrderingRequirements::from),
-        ]
+        self.inputs.required_input_ordering()
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -169,40 +120,22 @@ impl ExecutionPlan for AsofJoinExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.left, &self.right]
+        self.inputs.children()
     }
 
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for e in self
-            .on
-            .iter()
-            .flat_map(|(l, r)| [l, r])
-            .chain([&self.left_time, &self.right_time])
-        {
-            if f(e)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
+        self.inputs.apply_expressions(&[], f)
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [left, right]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
-            Ok(c) => c,
-            Err(_) => return internal_err!("AsofJoinExec needs two children"),
-        };
         Ok(Arc::new(AsofJoinExec::try_new(
-            left,
-            right,
-            self.on.clone(),
-            Arc::clone(&self.left_time),
-            Arc::clone(&self.right_time),
+            self.inputs.with_children(children)?,
             self.op,
             self.nearest,
             self.tolerance,
@@ -216,32 +149,10 @@ impl ExecutionPlan for AsofJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("AsofJoinExec has one partition, asked for {partition}");
-        }
-        let left = self.left.execute(0, Arc::clone(&context))?;
-        let right = self.right.execute(0, context)?;
-        let key_types = self
-            .on
-            .iter()
-            .map(|(l, _)| l.data_type(&self.left.schema()))
-            .collect::<Result<Vec<_>>>()?;
-        let converter = key_converter(&key_types)?;
-        let (left_keys, right_keys) = self
-            .on
-            .iter()
-            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
-            .unzip();
+        let (left, left_keys, right) = self.inputs.open(partition, context)?;
         let merger = Merger {
             left_keys,
-            left_time: Arc::clone(&self.left_time),
-            right: RightCursor::new(
-                right,
-                right_keys,
-                Arc::clone(&self.right_time),
-                converter.clone(),
-            ),
-            converter,
+            right,
             op: self.op,
             nearest: self.nearest,
             tolerance: self.tolerance,
@@ -249,25 +160,14 @@ impl ExecutionPlan for AsofJoinExec {
             schema: Arc::clone(&self.schema),
             back: None,
             pending: Pending::default(),
-            metrics: BaselineMetrics::new(&self.metrics, partition),
         };
-        let stream =
-            futures::stream::try_unfold((left, merger), |(mut left, mut merger)| async move {
-                loop {
-                    let Some(batch) = left.next().await.transpose()? else {
-                        return Ok(None);
-                    };
-                    let out = merger.join_batch(&batch).await?;
-                    if out.num_rows() > 0 {
-                        merger.metrics.record_output(out.num_rows());
-                        return Ok(Some((out, (left, merger))));
-                    }
-                }
-            });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        let metrics = BaselineMetrics::new(&self.metrics, partition);
+        Ok(joined_stream(
             Arc::clone(&self.schema),
-            stream,
-        )))
+            left,
+            merger,
+            metrics,
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -276,10 +176,8 @@ impl ExecutionPlan for AsofJoinExec {
 }
 
 struct Merger {
-    left_keys: Vec<PhysicalExprRef>,
-    left_time: PhysicalExprRef,
+    left_keys: LeftKeys,
     right: RightCursor,
-    converter: Option<Arc<RowConverter>>,
     op: AsofOp,
     nearest: bool,
     tolerance: Option<i64>,
@@ -288,17 +186,11 @@ struct Merger {
     /// The latest right row at or before the current left row, of the current key.
     back: Option<RowRef>,
     pending: Pending,
-    metrics: BaselineMetrics,
 }
 
-impl Merger {
+impl BatchJoiner for Merger {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let left = KeyedBatch::new(
-            batch.clone(),
-            &self.left_keys,
-            &self.left_time,
-            self.converter.as_deref(),
-        )?;
+        let left = self.left_keys.keyed(batch)?;
         let mut parts = vec![];
         for i in 0..left.num_rows() {
             let found = if left.usable(i) {
@@ -311,14 +203,11 @@ impl Merger {
             }
         }
         parts.push(self.flush(&left.batch)?);
-        if parts.len() == 1
-            && let Some(only) = parts.pop()
-        {
-            return Ok(only);
-        }
-        Ok(arrow::compute::concat_batches(&self.schema, &parts)?)
+        concat_parts(&self.schema, parts)
     }
+}
 
+impl Merger {
     /// The right row matching left row `i`, advancing the cursor.
     async fn find(
         &mut self,

@@ -21,6 +21,7 @@ use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 pub use exec::AsofJoinExec;
 pub use node::{AsofJoinNode, AsofOp, AsofOptions};
 
+use crate::merge::MergeInputs;
 use crate::time;
 
 /// Plans [`AsofJoinNode`]s as [`AsofJoinExec`]s.
@@ -74,12 +75,15 @@ impl ExtensionPlanner for AsofExtensionPlanner {
             .as_ref()
             .map(|t| time::duration_value(t, &time_type, "ASOF TOLERANCE"))
             .transpose()?;
-        Ok(Some(Arc::new(AsofJoinExec::try_new(
-            Arc::clone(left),
-            Arc::clone(right),
+        let inputs = MergeInputs {
+            left: Arc::clone(left),
+            right: Arc::clone(right),
             on,
             left_time,
             right_time,
+        };
+        Ok(Some(Arc::new(AsofJoinExec::try_new(
+            inputs,
             node.options.op,
             node.options.nearest,
             tolerance,

@@ -12,26 +12,19 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::RowConverter;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{JoinSide, JoinType, Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{
-    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr,
-};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
 use datafusion::physical_plan::joins::utils::{JoinFilter, build_join_schema};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    InputDistributionRequirements, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
 };
-use futures::StreamExt;
 
 use crate::merge::{
-    KeyedBatch, Pending, PhysicalExprRef, RightCursor, RowRef, cmp_keys, key_converter,
-    key_time_ordering,
+    BatchJoiner, LeftKeys, MergeInputs, Pending, RightCursor, RowRef, cmp_keys, concat_parts,
+    joined_stream,
 };
 
 /// Right batches kept before pending output is flushed so older ones can be released.
@@ -69,11 +62,7 @@ impl BandBounds {
 /// The physical band join.
 #[derive(Debug)]
 pub struct BandJoinExec {
-    left: Arc<dyn ExecutionPlan>,
-    right: Arc<dyn ExecutionPlan>,
-    on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
-    left_time: PhysicalExprRef,
-    right_time: PhysicalExprRef,
+    inputs: MergeInputs,
     bounds: BandBounds,
     /// The join's whole filter, applied to every candidate pair (the band included).
     filter: JoinFilter,
@@ -83,61 +72,36 @@ pub struct BandJoinExec {
 }
 
 impl BandJoinExec {
-    pub fn try_new(
-        left: Arc<dyn ExecutionPlan>,
-        right: Arc<dyn ExecutionPlan>,
-        on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
-        left_time: PhysicalExprRef,
-        right_time: PhysicalExprRef,
-        bounds: BandBounds,
-        filter: JoinFilter,
-    ) -> Result<Self> {
-        let (schema, _) = build_join_schema(&left.schema(), &right.schema(), &JoinType::Inner);
-        let schema = Arc::new(schema);
-        let orderings: Vec<LexOrdering> = left
-            .properties()
-            .equivalence_properties()
-            .oeq_class()
-            .iter()
-            .cloned()
-            .collect();
-        let eq = EquivalenceProperties::new_with_orderings(Arc::clone(&schema), orderings);
-        let properties = PlanProperties::new(
-            eq,
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            match (left.boundedness(), right.boundedness()) {
-                (Boundedness::Bounded, Boundedness::Bounded) => Boundedness::Bounded,
-                _ => Boundedness::Unbounded {
-                    requires_infinite_memory: false,
-                },
-            },
+    pub fn new(inputs: MergeInputs, bounds: BandBounds, filter: JoinFilter) -> Self {
+        let (schema, _) = build_join_schema(
+            &inputs.left.schema(),
+            &inputs.right.schema(),
+            &JoinType::Inner,
         );
-        Ok(BandJoinExec {
-            left,
-            right,
-            on,
-            left_time,
-            right_time,
+        let schema = Arc::new(schema);
+        let properties = Arc::new(inputs.properties(&schema));
+        BandJoinExec {
+            inputs,
             bounds,
             filter,
             schema,
-            properties: Arc::new(properties),
+            properties,
             metrics: ExecutionPlanMetricsSet::new(),
-        })
+        }
     }
 }
 
 impl DisplayAs for BandJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let on: Vec<String> = self.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
+        let i = &self.inputs;
+        let on: Vec<String> = i.on.iter().map(|(l, r)| format!("({l}, {r})")).collect();
         let b = &self.bounds;
         write!(
             f,
             "BandJoinExec: on=[{}], {} - {} in {}{}, {}{}, filter={}",
             on.join(", "),
-            self.right_time,
-            self.left_time,
+            i.right_time,
+            i.left_time,
             if b.low_strict { "(" } else { "[" },
             b.low,
             b.high,
@@ -157,22 +121,11 @@ impl ExecutionPlan for BandJoinExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::new(vec![
-            Distribution::SinglePartition,
-            Distribution::SinglePartition,
-        ])
+        MergeInputs::distribution()
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        let (left, right): (Vec<_>, Vec<_>) = self
-            .on
-            .iter()
-            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
-            .unzip();
-        vec![
-            key_time_ordering(&left, &self.left_time).map(OrderingRequirements::from),
-            key_time_ordering(&right, &self.right_time).map(OrderingRequirements::from),
-        ]
+        self.inputs.required_input_ordering()
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -180,42 +133,26 @@ impl ExecutionPlan for BandJoinExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.left, &self.right]
+        self.inputs.children()
     }
 
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for e in self.on.iter().flat_map(|(l, r)| [l, r]).chain([
-            &self.left_time,
-            &self.right_time,
-            self.filter.expression(),
-        ]) {
-            if f(e)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
+        self.inputs
+            .apply_expressions(&[self.filter.expression()], f)
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [left, right]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
-            Ok(c) => c,
-            Err(_) => return internal_err!("BandJoinExec needs two children"),
-        };
-        Ok(Arc::new(BandJoinExec::try_new(
-            left,
-            right,
-            self.on.clone(),
-            Arc::clone(&self.left_time),
-            Arc::clone(&self.right_time),
+        Ok(Arc::new(BandJoinExec::new(
+            self.inputs.with_children(children)?,
             self.bounds,
             self.filter.clone(),
-        )?))
+        )))
     }
 
     fn execute(
@@ -223,59 +160,26 @@ impl ExecutionPlan for BandJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("BandJoinExec has one partition, asked for {partition}");
-        }
         let batch_size = context.session_config().batch_size();
-        let left = self.left.execute(0, Arc::clone(&context))?;
-        let right = self.right.execute(0, context)?;
-        let key_types = self
-            .on
-            .iter()
-            .map(|(l, _)| l.data_type(&self.left.schema()))
-            .collect::<Result<Vec<_>>>()?;
-        let converter = key_converter(&key_types)?;
-        let (left_keys, right_keys): (Vec<_>, Vec<_>) = self
-            .on
-            .iter()
-            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
-            .unzip();
+        let (left, left_keys, right) = self.inputs.open(partition, context)?;
         let merger = BandMerger {
             left_keys,
-            left_time: Arc::clone(&self.left_time),
-            right: RightCursor::new(
-                right,
-                right_keys,
-                Arc::clone(&self.right_time),
-                converter.clone(),
-            ),
-            converter,
+            right,
             bounds: self.bounds,
             filter: self.filter.clone(),
-            left_len: self.left.schema().fields().len(),
+            left_len: self.inputs.left.schema().fields().len(),
             schema: Arc::clone(&self.schema),
             window: VecDeque::new(),
             pending: Pending::default(),
             batch_size,
-            metrics: BaselineMetrics::new(&self.metrics, partition),
         };
-        let stream =
-            futures::stream::try_unfold((left, merger), |(mut left, mut merger)| async move {
-                loop {
-                    let Some(batch) = left.next().await.transpose()? else {
-                        return Ok(None);
-                    };
-                    let out = merger.join_batch(&batch).await?;
-                    if out.num_rows() > 0 {
-                        merger.metrics.record_output(out.num_rows());
-                        return Ok(Some((out, (left, merger))));
-                    }
-                }
-            });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        let metrics = BaselineMetrics::new(&self.metrics, partition);
+        Ok(joined_stream(
             Arc::clone(&self.schema),
-            stream,
-        )))
+            left,
+            merger,
+            metrics,
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -284,10 +188,8 @@ impl ExecutionPlan for BandJoinExec {
 }
 
 struct BandMerger {
-    left_keys: Vec<PhysicalExprRef>,
-    left_time: PhysicalExprRef,
+    left_keys: LeftKeys,
     right: RightCursor,
-    converter: Option<Arc<RowConverter>>,
     bounds: BandBounds,
     filter: JoinFilter,
     left_len: usize,
@@ -296,18 +198,12 @@ struct BandMerger {
     window: VecDeque<RowRef>,
     pending: Pending,
     batch_size: usize,
-    metrics: BaselineMetrics,
 }
 
-impl BandMerger {
+impl BatchJoiner for BandMerger {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         use std::cmp::Ordering::*;
-        let left = KeyedBatch::new(
-            batch.clone(),
-            &self.left_keys,
-            &self.left_time,
-            self.converter.as_deref(),
-        )?;
+        let left = self.left_keys.keyed(batch)?;
         let mut parts = vec![];
         for i in 0..left.num_rows() {
             if !left.usable(i) {
@@ -376,14 +272,11 @@ impl BandMerger {
             }
         }
         parts.push(self.flush(&left.batch)?);
-        if parts.len() == 1
-            && let Some(only) = parts.pop()
-        {
-            return Ok(only);
-        }
-        Ok(arrow::compute::concat_batches(&self.schema, &parts)?)
+        concat_parts(&self.schema, parts)
     }
+}
 
+impl BandMerger {
     fn flush(&mut self, left: &RecordBatch) -> Result<RecordBatch> {
         let out = self.pending.build(&self.schema, left, &self.right)?;
         let pos = self.right.pos.0;

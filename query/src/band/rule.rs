@@ -15,7 +15,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 use crate::band::exec::{BandBounds, BandJoinExec};
-use crate::merge::PhysicalExprRef;
+use crate::merge::{MergeInputs, PhysicalExprRef};
 use crate::time;
 
 /// Replaces `HashJoinExec`s whose filter bounds one side's time within a constant band around
@@ -63,15 +63,14 @@ fn band_join(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some((left_time, right_time, bounds)) = find_band(join, filter)? else {
         return Ok(None);
     };
-    let band: Arc<dyn ExecutionPlan> = Arc::new(BandJoinExec::try_new(
-        Arc::clone(join.left()),
-        Arc::clone(join.right()),
-        join.on().to_vec(),
+    let inputs = MergeInputs {
+        left: Arc::clone(join.left()),
+        right: Arc::clone(join.right()),
+        on: join.on().to_vec(),
         left_time,
         right_time,
-        bounds,
-        filter.clone(),
-    )?);
+    };
+    let band: Arc<dyn ExecutionPlan> = Arc::new(BandJoinExec::new(inputs, bounds, filter.clone()));
     let Some(projection) = &join.projection else {
         return Ok(Some(band));
     };

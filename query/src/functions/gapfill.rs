@@ -40,16 +40,16 @@ use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{
     EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalSortExpr,
 };
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    InputDistributionRequirements, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
+    Partitioning, PlanProperties,
 };
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
 
-use crate::merge::key_converter;
+use crate::merge::{boundedness, key_converter};
 use crate::time;
 
 pub const GAPFILL: &str = "time_bucket_gapfill";
@@ -457,12 +457,7 @@ impl GapFillExec {
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
-            match input.boundedness() {
-                Boundedness::Bounded => Boundedness::Bounded,
-                _ => Boundedness::Unbounded {
-                    requires_infinite_memory: false,
-                },
-            },
+            boundedness(&[&input]),
         );
         GapFillExec {
             input,

@@ -21,18 +21,18 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{
     EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
 };
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    InputDistributionRequirements, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, InputDistributionRequirements,
+    Partitioning, PlanProperties,
 };
 use futures::StreamExt;
 
 use crate::match_recognize::node::PrimitiveKind;
 use crate::match_recognize::pattern::{Found, Matcher, Program, Skip, next_start};
-use crate::merge::{PhysicalExprRef, key_converter};
+use crate::merge::{PhysicalExprRef, boundedness, key_converter};
 use crate::time::time_values;
 
 /// A measure primitive, planned.
@@ -79,12 +79,7 @@ impl MatchRecognizeExec {
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
-            match input.boundedness() {
-                Boundedness::Bounded => Boundedness::Bounded,
-                _ => Boundedness::Unbounded {
-                    requires_infinite_memory: false,
-                },
-            },
+            boundedness(&[&input]),
         );
         MatchRecognizeExec {
             input,
@@ -757,10 +752,9 @@ impl Runner {
             &RecordBatchOptions::new().with_row_count(Some(out.rows)),
         )?;
         let mut columns = leading;
-        for (m, expr) in plan.measures.iter().enumerate() {
+        for expr in &plan.measures {
             let value = expr.evaluate(&measure_batch)?.into_array(out.rows)?;
             let target = self.schema.field(columns.len()).data_type().clone();
-            let _ = m;
             columns.push(if value.data_type() == &target {
                 value
             } else {

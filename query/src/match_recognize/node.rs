@@ -110,9 +110,8 @@ impl MatchRecognizeNode {
         let measure_schema = Self::measure_schema_of(&input, &spec)?;
         let mut fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> = vec![];
         if spec.all_rows {
-            for (q, f) in input.schema().iter() {
+            for f in input.schema().fields() {
                 fields.push((None, Arc::clone(f)));
-                let _ = q;
             }
         } else {
             for (i, e) in spec.partition_by.iter().enumerate() {

@@ -44,7 +44,7 @@ fn reference(
         let candidates = right
             .iter()
             .filter(|r| l.key.is_some() && r.key == l.key && l.time.is_some() && r.time.is_some());
-        let (Some(lt), _) = (l.time, ()) else {
+        let Some(lt) = l.time else {
             if keep_unmatched {
                 out.push(vec![Some(l.id), None]);
             }

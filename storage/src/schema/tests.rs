@@ -4,7 +4,11 @@ use super::*;
 /// `VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc` rewrites it.
 #[test]
 fn schema_doc_is_up_to_date() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema.md");
+    // The directory cargo runs the test in, not the one it was compiled in: a build cache
+    // shared between checkouts may hold a binary compiled elsewhere.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let path = std::path::Path::new(&manifest_dir).join("../docs/schema.md");
     let expected = schema_markdown();
     if std::env::var_os("VIGIL_BLESS").is_some() {
         std::fs::write(&path, &expected).unwrap();
