@@ -10,11 +10,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use vigil_storage::schema::kind_schema;
-use vigil_storage::{CompactionStats, FlushStats, SignalKind, Store, WriteReceipt};
+use vigil_storage::{CompactionStats, FlushStats, PodObservation, SignalKind, Store, WriteReceipt};
 
 use crate::error::{EngineError, Result};
 use crate::options::DbOptions;
-use crate::table::{KindTable, SignalsTable};
+use crate::table::{KindTable, PodsTable, SignalsTable};
 
 /// An open vigil database: a store on disk and a SQL session over it.
 ///
@@ -51,6 +51,7 @@ impl Db {
             )?;
         }
         ctx.register_table("signals", Arc::new(SignalsTable::new(Arc::clone(&store))))?;
+        ctx.register_table("pods", Arc::new(PodsTable::new(Arc::clone(&store))))?;
         Ok(Db { store, ctx })
     }
 
@@ -75,6 +76,11 @@ impl Db {
             .await
             .map_err(|e| EngineError::Task(e.to_string()))?
             .map_err(EngineError::from)
+    }
+
+    /// Folds observations of pods into the `pods` table; durable like a write when it returns.
+    pub fn observe_pods(&self, observations: &[PodObservation]) -> Result<()> {
+        Ok(self.store.observe_pods(observations)?)
     }
 
     /// Runs one SQL statement and streams its result.

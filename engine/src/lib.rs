@@ -45,8 +45,8 @@
 //! # }
 //! ```
 //!
-//! Tables: `metrics`, `logs`, `spans`, `audit`, `events` (one per kind) and `signals` (all of
-//! them, with a `kind` column). Every scan prunes segments by time, pod and indexed columns
+//! Tables: `metrics`, `logs`, `spans`, `audit`, `events` (one per kind), `signals` (all of
+//! them, with a `kind` column) and `pods` (the history of every pod heard of). Every scan prunes segments by time, pod and indexed columns
 //! and returns rows in (pod, ts) order per partition.
 
 mod db;
@@ -60,6 +60,6 @@ pub use options::DbOptions;
 pub use vigil_query::SessionOptions;
 pub use vigil_storage::schema;
 pub use vigil_storage::{
-    Clock, CompactionStats, Durability, FlushStats, ManualClock, SegmentLayout, SignalKind,
-    StorageError, StoreOptions, SystemClock, WriteReceipt,
+    Clock, CompactionStats, Durability, FlushStats, ManualClock, PodObservation, PodVersion,
+    SegmentLayout, SignalKind, StorageError, StoreOptions, SystemClock, WriteReceipt,
 };

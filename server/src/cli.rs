@@ -11,6 +11,8 @@ use crate::demo::{DemoOptions, run_demo};
 use crate::generate::{GenerateFormat, generate};
 use crate::import::{FileFormat, import_files};
 use crate::output::{OutputFormat, print_batches};
+use crate::serve::config::Config;
+use crate::serve::serve;
 
 /// vigil: an embedded time-series and event-correlation database for Kubernetes security.
 #[derive(Debug, Parser)]
@@ -80,6 +82,23 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Run the server: OTLP over gRPC and HTTP, the Kubernetes audit webhook, health and
+    /// metrics, in front of the store (see docs/configuration.md).
+    Serve {
+        /// The TOML config file; without it every setting has its default.
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+        /// The store directory (overrides `data_dir` of the file).
+        #[arg(long, env = "VIGIL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// OTLP/gRPC address (overrides `listen.grpc`; default 127.0.0.1:4317).
+        #[arg(long)]
+        grpc_addr: Option<std::net::SocketAddr>,
+        /// OTLP/HTTP, audit webhook, health and metrics address (overrides `listen.http`;
+        /// default 127.0.0.1:4318).
+        #[arg(long)]
+        http_addr: Option<std::net::SocketAddr>,
+    },
     /// Write a seeded synthetic cluster's telemetry to files, one per kind, for `vigil import`.
     Generate {
         /// Directory for `metrics.parquet`, `logs.parquet`, ...
@@ -97,8 +116,56 @@ pub enum Command {
     },
 }
 
+/// Logs go to stderr, filtered by `VIGIL_LOG` if set, else by `default`.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            grpc_addr,
+            http_addr,
+        } => {
+            let mut config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            if let Some(addr) = grpc_addr {
+                config.listen.grpc = addr;
+            }
+            if let Some(addr) = http_addr {
+                config.listen.http = addr;
+            }
+            init_logging(&config.log.level);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            init_logging("warn");
+            run_tool(command)
+        }
+    }
+}
+
+/// Every command but `serve`.
+fn run_tool(command: Command) -> Result<ExitCode> {
+    match command {
+        // `run` starts the server itself, with its own logging.
+        Command::Serve { .. } => Ok(ExitCode::FAILURE),
         Command::Demo {
             data_dir,
             pods,

@@ -21,16 +21,18 @@ use rocksdb::{
 
 use crate::error::{Result, StorageError};
 use crate::kind::SignalKind;
+use crate::pod_history::PodVersion;
 use crate::pods::PodKey;
 use crate::schema::kind_schema;
 use crate::segment::SegmentMeta;
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 pub(crate) const CF_HOT: &str = "hot";
 pub(crate) const CF_PODS: &str = "pods";
 pub(crate) const CF_SEGMENTS: &str = "segments";
+pub(crate) const CF_POD_HISTORY: &str = "pod_history";
 
 const KEY_FORMAT_VERSION: &[u8] = b"format_version";
 const KEY_NEXT_SEGMENT_ID: &[u8] = b"next_segment_id";
@@ -88,6 +90,7 @@ impl Kv {
             ColumnFamilyDescriptor::new(CF_HOT, hot),
             ColumnFamilyDescriptor::new(CF_PODS, Options::default()),
             ColumnFamilyDescriptor::new(CF_SEGMENTS, Options::default()),
+            ColumnFamilyDescriptor::new(CF_POD_HISTORY, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         let kv = Kv {
@@ -259,6 +262,28 @@ impl Kv {
 
     pub fn put_hot(&self, batch: &mut WriteBatch, seq: u64, record: &[u8]) {
         batch.put_cf(self.cf(CF_HOT), seq.to_be_bytes(), record);
+    }
+
+    /// Every persisted pod version (the `pods` table).
+    pub fn load_pod_history(&self) -> Result<Vec<PodVersion>> {
+        let mut versions = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_POD_HISTORY), IteratorMode::Start)
+        {
+            let (_, v) = item?;
+            versions.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| self.bad(format!("pod history entry: {e}")))?,
+            );
+        }
+        Ok(versions)
+    }
+
+    pub fn put_pod_version(&self, batch: &mut WriteBatch, version: &PodVersion) {
+        // Serializing plain strings, numbers and maps cannot fail.
+        let value = serde_json::to_vec(version).unwrap_or_default();
+        batch.put_cf(self.cf(CF_POD_HISTORY), version.storage_key(), value);
     }
 
     pub fn put_pod(&self, batch: &mut WriteBatch, id: u32, key: &PodKey) {

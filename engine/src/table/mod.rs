@@ -4,6 +4,7 @@ mod access;
 mod exec;
 mod insert;
 mod kind;
+mod pods;
 mod scan;
 mod signals;
 
@@ -13,6 +14,7 @@ use vigil_storage::ScanFilter;
 
 pub use exec::{ScanSummary, VigilScanExec};
 pub use kind::KindTable;
+pub use pods::{PODS_SCHEMA, PodsTable};
 pub use scan::pod_ts_ordering;
 pub use signals::SignalsTable;
 

@@ -30,7 +30,7 @@ pub async fn sql(ctx: &SessionContext, text: &str) -> Result<DataFrame> {
 /// The logical plan of one SQL statement, temporal extensions included.
 pub async fn logical_plan(ctx: &SessionContext, text: &str) -> Result<LogicalPlan> {
     let state = ctx.state();
-    if !tokens::mentions_temporal_syntax(text) {
+    if !tokens::needs_rewrite(text) {
         return Ok(state.create_logical_plan(text).await?);
     }
     let statement = parse(&state, text)?;

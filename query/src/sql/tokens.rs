@@ -46,10 +46,11 @@ const CLAUSE_END: &[&str] = &[
     "MATCH_RECOGNIZE",
 ];
 
-/// True when `sql` mentions any of the temporal keywords, so plain SQL skips the rewrite.
-pub fn mentions_temporal_syntax(sql: &str) -> bool {
+/// True when `sql` mentions anything the rewrite handles (the temporal keywords, or a
+/// column named like a keyword), so plain SQL skips it.
+pub fn needs_rewrite(sql: &str) -> bool {
     let upper = sql.to_ascii_uppercase();
-    upper.contains("ASOF") || upper.contains("MATCH_RECOGNIZE")
+    upper.contains("ASOF") || upper.contains("MATCH_RECOGNIZE") || upper.contains("CLUSTER")
 }
 
 /// Rewrites `sql` so that sqlparser parses it; returns `None` when nothing needed changing.
@@ -69,7 +70,26 @@ pub fn rewrite(sql: &str, dialect: &dyn Dialect) -> Result<Option<String>> {
         changed |= rewrite_within(&mut tokens, at)?;
         nth += 1;
     }
+    changed |= quote_column_keywords(&mut tokens);
     Ok(changed.then(|| tokens.iter().map(|t| t.to_string()).collect()))
+}
+
+/// Words that are vigil column names but keywords to the parser in some position: `cluster`
+/// ends a projection list (`CLUSTER BY`) once trailing commas are allowed, so `SELECT pod,
+/// cluster FROM ...` would not parse. Such a word not followed by `BY` is quoted.
+fn quote_column_keywords(tokens: &mut [Token]) -> bool {
+    let mut changed = false;
+    for i in 0..tokens.len() {
+        if !is_word(&tokens[i], "CLUSTER") {
+            continue;
+        }
+        let followed_by_by = next_sig(tokens, i + 1).is_some_and(|j| is_word(&tokens[j], "BY"));
+        if !followed_by_by {
+            tokens[i] = Token::make_word("cluster", Some('"'));
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn is_word(token: &Token, word: &str) -> bool {

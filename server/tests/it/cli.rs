@@ -1,22 +1,22 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn vigil(args: &[&str]) -> Output {
+pub fn vigil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
         .output()
         .expect("run vigil")
 }
 
-fn stdout(o: &Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn sql(store: &Path, query: &str) -> String {
+pub fn sql(store: &Path, query: &str) -> String {
     let o = vigil(&[
         "sql",
         "--data-dir",

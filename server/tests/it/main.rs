@@ -1,3 +1,6 @@
-//! End-to-end tests of the `vigil` command line: real files in, real processes.
+//! End-to-end tests of the `vigil` command line and server: real files in, real processes.
+#![allow(clippy::unwrap_used)]
 
 mod cli;
+mod serve;
+mod server;

@@ -171,6 +171,11 @@ const METRIC_COLUMNS: &[ColumnSpec] = &[
         Utf8,
         "Unit of the value (UCUM, as OpenTelemetry sends it).",
     ),
+    col(
+        "exemplars",
+        Utf8,
+        "OpenTelemetry exemplars of the point as a JSON array (ts, value, trace_id, span_id, attributes).",
+    ),
 ];
 
 const LOG_COLUMNS: &[ColumnSpec] = &[
@@ -222,6 +227,16 @@ const SPAN_COLUMNS: &[ColumnSpec] = &[
         "peer",
         Utf8,
         "The remote end of a client span: address or service.",
+    ),
+    col(
+        "span_events",
+        Utf8,
+        "Span events as a JSON array of {ts, name, attributes}.",
+    ),
+    col(
+        "span_links",
+        Utf8,
+        "Span links as a JSON array of {trace_id, span_id, trace_state, attributes}.",
     ),
 ];
 

@@ -25,7 +25,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Result, StorageError};
 use crate::kind::SignalKind;
 use crate::kv::{Kv, encode_hot};
-use crate::options::StoreOptions;
+use crate::options::{Durability, StoreOptions};
+use crate::pod_history::{PodHistory, PodObservation, PodVersion};
 use crate::pods::{PodDictionary, pod_keys};
 use crate::validate::normalize;
 use crate::version::Version;
@@ -52,6 +53,7 @@ pub(crate) struct Shared {
     pub options: StoreOptions,
     pub kv: Kv,
     pub pods: PodDictionary,
+    pub pod_history: PodHistory,
     pub version: RwLock<Version>,
     pub next_seq: AtomicU64,
     pub next_segment_id: AtomicU64,
@@ -101,6 +103,29 @@ impl Store {
 
     pub fn options(&self) -> &StoreOptions {
         &self.shared.options
+    }
+
+    /// Folds observations of pods into the pod history (the `pods` table) and persists what
+    /// changed, with the store's durability.
+    pub fn observe_pods(&self, observations: &[PodObservation]) -> Result<()> {
+        let history = &self.shared.pod_history;
+        let _persisting = history.persist.lock();
+        let changed = history.observe(observations);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        for version in &changed {
+            self.shared.kv.put_pod_version(&mut batch, version);
+        }
+        self.shared
+            .kv
+            .write(batch, self.shared.options.durability == Durability::Sync)
+    }
+
+    /// Every version of every pod, ordered by (cluster, namespace, pod, valid_from).
+    pub fn pod_history(&self) -> Vec<PodVersion> {
+        self.shared.pod_history.snapshot()
     }
 
     /// Validates, makes durable and publishes one batch of `kind`. Blocks until the batch is

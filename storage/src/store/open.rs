@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Result, StorageError};
 use crate::kv::Kv;
 use crate::options::StoreOptions;
+use crate::pod_history::PodHistory;
 use crate::pods::PodDictionary;
 use crate::segment::Segment;
 use crate::segment::meta::parse_file_name;
@@ -102,6 +103,7 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         dir: dir.to_path_buf(),
         segments_dir,
         options,
+        pod_history: PodHistory::from_versions(kv.load_pod_history()?),
         kv,
         pods,
         version: RwLock::new(Version {

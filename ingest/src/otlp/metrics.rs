@@ -1,0 +1,341 @@
+//! OTLP metrics to `metric` rows: one row per number, with the histogram, exponential
+//! histogram and summary parts as separate, suffixed metric names (`docs/ingest.md`).
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{
+    Exemplar, exemplar, metric::Data, number_data_point,
+};
+use serde_json::{Value, json};
+
+use super::common::{Origin, attributes_json, id_hex, nanos};
+use crate::{Decoded, Kind, Rows};
+
+/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point marks a series as stale; it has no value.
+const NO_RECORDED_VALUE: u32 = 1;
+
+/// One metric's fixed parts, shared by its points' rows.
+struct Series<'a> {
+    name: &'a str,
+    unit: Option<&'a str>,
+    metric_type: &'static str,
+    temporality: Option<&'static str>,
+}
+
+struct Point<'a> {
+    ts: i64,
+    origin: Origin,
+    exemplars: Option<String>,
+    series: &'a Series<'a>,
+}
+
+impl Point<'_> {
+    /// One row: `suffix` is appended to the metric name, `extra` to the attributes.
+    fn row(&self, rows: &mut Rows, suffix: &str, value: f64, extra: &[(&str, &str)]) {
+        rows.row(self.ts);
+        let mut attrs: Vec<(&str, &str)> = extra.to_vec();
+        if let Some(t) = self.series.temporality {
+            attrs.push(("otel.temporality", t));
+        }
+        self.origin.set_columns(rows, &attrs);
+        if suffix.is_empty() {
+            rows.str("name", Some(self.series.name));
+        } else {
+            rows.str("name", Some(&format!("{}{suffix}", self.series.name)));
+        }
+        rows.f64("value", value);
+        rows.str("metric_type", Some(self.series.metric_type));
+        rows.str("unit", self.series.unit);
+        rows.str("exemplars", self.exemplars.as_deref());
+    }
+}
+
+fn temporality(code: i32) -> Result<Option<&'static str>, String> {
+    match code {
+        0 => Ok(None),
+        1 => Ok(Some("delta")),
+        2 => Ok(Some("cumulative")),
+        other => Err(format!("unknown aggregation temporality {other}")),
+    }
+}
+
+fn exemplars_json(exemplars: &[Exemplar]) -> Option<String> {
+    if exemplars.is_empty() {
+        return None;
+    }
+    let list: Vec<Value> = exemplars
+        .iter()
+        .map(|e| {
+            let value = match e.value {
+                Some(exemplar::Value::AsDouble(d)) => json!(d),
+                Some(exemplar::Value::AsInt(i)) => json!(i),
+                None => Value::Null,
+            };
+            let mut obj = json!({
+                "ts": nanos(e.time_unix_nano),
+                "value": value,
+                "attributes": attributes_json(&e.filtered_attributes),
+            });
+            if let Ok(Some(t)) = id_hex(&e.trace_id, 16, "trace_id") {
+                obj["trace_id"] = json!(t);
+            }
+            if let Ok(Some(s)) = id_hex(&e.span_id, 8, "span_id") {
+                obj["span_id"] = json!(s);
+            }
+            obj
+        })
+        .collect();
+    Some(Value::Array(list).to_string())
+}
+
+/// Decodes an export request; `now_ns` stands in for points without a time.
+pub fn decode(request: &ExportMetricsServiceRequest, now_ns: i64) -> Decoded {
+    let mut out = Decoded::default();
+    let mut rows = Rows::new(Kind::Metric);
+    for resource_metrics in &request.resource_metrics {
+        let origin = Origin::from_resource(resource_metrics.resource.as_ref());
+        let mut latest = None;
+        for scope in &resource_metrics.scope_metrics {
+            for metric in &scope.metrics {
+                decode_metric(metric, &origin, now_ns, &mut rows, &mut out, &mut latest);
+            }
+        }
+        if let Some(obs) = latest.and_then(|ts| origin.pod_observation(ts)) {
+            out.pods.push(obs);
+        }
+    }
+    out.push_rows(rows);
+    out
+}
+
+fn decode_metric(
+    metric: &opentelemetry_proto::tonic::metrics::v1::Metric,
+    origin: &Origin,
+    now_ns: i64,
+    rows: &mut Rows,
+    out: &mut Decoded,
+    latest: &mut Option<i64>,
+) {
+    let name = metric.name.as_str();
+    let Some(data) = &metric.data else {
+        out.reject(|| format!("metric {name:?} has no data (gauge, sum, histogram...)"));
+        return;
+    };
+    if name.is_empty() {
+        out.reject(|| "a metric has no name".to_string());
+        return;
+    }
+    let unit = (!metric.unit.is_empty()).then_some(metric.unit.as_str());
+    let (metric_type, temporality_code) = match data {
+        Data::Gauge(_) => ("gauge", 0),
+        Data::Sum(s) if s.is_monotonic => ("counter", s.aggregation_temporality),
+        Data::Sum(s) => ("sum", s.aggregation_temporality),
+        Data::Histogram(h) => ("histogram", h.aggregation_temporality),
+        Data::ExponentialHistogram(h) => ("exponential_histogram", h.aggregation_temporality),
+        Data::Summary(_) => ("summary", 0),
+    };
+    let temporality = match temporality(temporality_code) {
+        Ok(t) => t,
+        Err(e) => {
+            for _ in 0..points_of(data) {
+                out.reject(|| format!("metric {name:?}: {e}"));
+            }
+            return;
+        }
+    };
+    let series = Series {
+        name,
+        unit,
+        metric_type,
+        temporality,
+    };
+    // Each point: its time, attributes, exemplars and flags.
+    let mut point = |time: u64, attributes, exemplars: &[Exemplar], out: &mut Decoded| {
+        let ts = if time == 0 {
+            now_ns
+        } else {
+            match nanos(time) {
+                Some(ts) => ts,
+                None => {
+                    out.reject(|| {
+                        format!("metric {name:?}: time_unix_nano {time} is out of range")
+                    });
+                    return None;
+                }
+            }
+        };
+        *latest = Some(latest.map_or(ts, |l: i64| l.max(ts)));
+        out.accepted += 1;
+        Some(Point {
+            ts,
+            origin: origin.with_record(attributes),
+            exemplars: exemplars_json(exemplars),
+            series: &series,
+        })
+    };
+    match data {
+        Data::Gauge(g) => number_points(&g.data_points, rows, out, point),
+        Data::Sum(s) => number_points(&s.data_points, rows, out, point),
+        Data::Histogram(h) => {
+            for p in &h.data_points {
+                if p.flags & NO_RECORDED_VALUE != 0 {
+                    continue;
+                }
+                if !p.bucket_counts.is_empty()
+                    && p.bucket_counts.len() != p.explicit_bounds.len() + 1
+                {
+                    out.reject(|| {
+                        format!(
+                            "histogram {name:?}: {} bucket counts for {} bounds (expected one more count than bounds)",
+                            p.bucket_counts.len(),
+                            p.explicit_bounds.len()
+                        )
+                    });
+                    continue;
+                }
+                let Some(pt) = point(p.time_unix_nano, &p.attributes, &p.exemplars, out) else {
+                    continue;
+                };
+                pt.row(rows, "_count", p.count as f64, &[]);
+                if let Some(sum) = p.sum {
+                    pt.row(rows, "_sum", sum, &[]);
+                }
+                if let Some(min) = p.min {
+                    pt.row(rows, "_min", min, &[]);
+                }
+                if let Some(max) = p.max {
+                    pt.row(rows, "_max", max, &[]);
+                }
+                let mut cumulative = 0u64;
+                for (i, count) in p.bucket_counts.iter().enumerate() {
+                    cumulative = cumulative.saturating_add(*count);
+                    let le = p
+                        .explicit_bounds
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                    pt.row(rows, "_bucket", cumulative as f64, &[("le", &le)]);
+                }
+            }
+        }
+        Data::ExponentialHistogram(h) => {
+            for p in &h.data_points {
+                if p.flags & NO_RECORDED_VALUE != 0 {
+                    continue;
+                }
+                if !(-10..=20).contains(&p.scale) {
+                    out.reject(|| {
+                        format!(
+                            "exponential histogram {name:?}: scale {} is outside -10..=20",
+                            p.scale
+                        )
+                    });
+                    continue;
+                }
+                let Some(pt) = point(p.time_unix_nano, &p.attributes, &p.exemplars, out) else {
+                    continue;
+                };
+                pt.row(rows, "_count", p.count as f64, &[]);
+                if let Some(sum) = p.sum {
+                    pt.row(rows, "_sum", sum, &[]);
+                }
+                if let Some(min) = p.min {
+                    pt.row(rows, "_min", min, &[]);
+                }
+                if let Some(max) = p.max {
+                    pt.row(rows, "_max", max, &[]);
+                }
+                let threshold = p.zero_threshold.to_string();
+                pt.row(
+                    rows,
+                    "_zero_count",
+                    p.zero_count as f64,
+                    &[("zero_threshold", &threshold)],
+                );
+                let base = 2f64.powf(2f64.powi(-p.scale));
+                let scale = p.scale.to_string();
+                for (sign, buckets) in [(1.0, &p.positive), (-1.0, &p.negative)] {
+                    let Some(buckets) = buckets else { continue };
+                    for (i, count) in buckets.bucket_counts.iter().enumerate() {
+                        if *count == 0 {
+                            continue;
+                        }
+                        let index = i64::from(buckets.offset) + i as i64;
+                        let (low, high) = (base.powf(index as f64), base.powf(index as f64 + 1.0));
+                        let (lower, upper) = if sign > 0.0 {
+                            (low, high)
+                        } else {
+                            (-high, -low)
+                        };
+                        let (lower, upper, index) =
+                            (lower.to_string(), upper.to_string(), index.to_string());
+                        pt.row(
+                            rows,
+                            "_bucket",
+                            *count as f64,
+                            &[
+                                ("scale", &scale),
+                                ("bucket_index", &index),
+                                ("lower", &lower),
+                                ("upper", &upper),
+                            ],
+                        );
+                    }
+                }
+            }
+        }
+        Data::Summary(s) => {
+            for p in &s.data_points {
+                if p.flags & NO_RECORDED_VALUE != 0 {
+                    continue;
+                }
+                let Some(pt) = point(p.time_unix_nano, &p.attributes, &[], out) else {
+                    continue;
+                };
+                pt.row(rows, "_count", p.count as f64, &[]);
+                pt.row(rows, "_sum", p.sum, &[]);
+                for q in &p.quantile_values {
+                    let quantile = q.quantile.to_string();
+                    pt.row(rows, "", q.value, &[("quantile", &quantile)]);
+                }
+            }
+        }
+    }
+}
+
+fn number_points<'a>(
+    points: &'a [opentelemetry_proto::tonic::metrics::v1::NumberDataPoint],
+    rows: &mut Rows,
+    out: &mut Decoded,
+    mut point: impl FnMut(
+        u64,
+        &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
+        &'a [Exemplar],
+        &mut Decoded,
+    ) -> Option<Point<'a>>,
+) {
+    for p in points {
+        if p.flags & NO_RECORDED_VALUE != 0 {
+            continue;
+        }
+        let value = match p.value {
+            Some(number_data_point::Value::AsDouble(d)) => d,
+            Some(number_data_point::Value::AsInt(i)) => i as f64,
+            None => {
+                out.reject(|| "a number data point has neither asDouble nor asInt".to_string());
+                continue;
+            }
+        };
+        if let Some(pt) = point(p.time_unix_nano, &p.attributes, &p.exemplars, out) {
+            pt.row(rows, "", value, &[]);
+        }
+    }
+}
+
+fn points_of(data: &Data) -> usize {
+    match data {
+        Data::Gauge(g) => g.data_points.len(),
+        Data::Sum(s) => s.data_points.len(),
+        Data::Histogram(h) => h.data_points.len(),
+        Data::ExponentialHistogram(h) => h.data_points.len(),
+        Data::Summary(s) => s.data_points.len(),
+    }
+}

@@ -1,0 +1,89 @@
+//! OTLP (OpenTelemetry protocol) requests to rows: metrics, logs and traces, from protobuf or
+//! OTLP/JSON (hex trace and span ids, integer enums, 64-bit integers as strings or numbers).
+
+pub mod common;
+pub mod json;
+pub mod logs;
+pub mod metrics;
+pub mod traces;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::{Decoded, IngestError, Result};
+
+/// The three OTLP signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Metrics,
+    Logs,
+    Traces,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+            Signal::Traces => "traces",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Signal::Metrics => "ExportMetricsServiceRequest",
+            Signal::Logs => "ExportLogsServiceRequest",
+            Signal::Traces => "ExportTraceServiceRequest",
+        }
+    }
+}
+
+/// How a request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// Decodes a request body of `signal`; `now_ns` stands in for missing times.
+pub fn decode(signal: Signal, encoding: Encoding, body: &[u8], now_ns: i64) -> Result<Decoded> {
+    Ok(match signal {
+        Signal::Metrics => metrics::decode(
+            &parse::<ExportMetricsServiceRequest>(signal, encoding, body)?,
+            now_ns,
+        ),
+        Signal::Logs => logs::decode(
+            &parse::<ExportLogsServiceRequest>(signal, encoding, body)?,
+            now_ns,
+        ),
+        Signal::Traces => traces::decode(
+            &parse::<ExportTraceServiceRequest>(signal, encoding, body)?,
+            now_ns,
+        ),
+    })
+}
+
+fn parse<T: Message + Default + serde::de::DeserializeOwned>(
+    signal: Signal,
+    encoding: Encoding,
+    body: &[u8],
+) -> Result<T> {
+    match encoding {
+        Encoding::Protobuf => T::decode(body).map_err(|source| IngestError::Protobuf {
+            message: signal.message(),
+            source,
+        }),
+        Encoding::Json => {
+            let invalid = |detail: String| IngestError::Json {
+                message: signal.message(),
+                detail,
+            };
+            let mut value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+            json::normalize(signal, &mut value).map_err(invalid)?;
+            serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+        }
+    }
+}

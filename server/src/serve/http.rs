@@ -1,0 +1,341 @@
+//! The HTTP port: OTLP/HTTP (`/v1/metrics`, `/v1/logs`, `/v1/traces`; protobuf or JSON,
+//! optionally gzip), the Kubernetes audit webhook (`/v1/audit`), `/healthz`, `/readyz` and
+//! `/metrics`.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use prost::Message;
+use vigil_ingest::otlp::{self, Encoding, Signal};
+
+use super::pipeline::{Accepted, Pipeline, Refusal, now_ns};
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// gRPC's INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL codes.
+const INVALID_ARGUMENT: i32 = 3;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const INTERNAL: i32 = 13;
+const UNAVAILABLE: i32 = 14;
+
+pub fn router(pipeline: Arc<Pipeline>) -> Router {
+    // The raw body limit; a gzip body is checked again after decompression.
+    let limit = usize::try_from(pipeline.limits().max_request_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/metrics", post(metrics))
+        .route("/v1/logs", post(logs))
+        .route("/v1/traces", post(traces))
+        .route("/v1/audit", post(audit))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(pipeline)
+}
+
+async fn readyz(State(p): State<Arc<Pipeline>>) -> Response {
+    if p.accepting() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn prometheus(State(p): State<Arc<Pipeline>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        p.telemetry.render(),
+    )
+        .into_response()
+}
+
+async fn metrics(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
+    otlp_export(p, Signal::Metrics, headers, body).await
+}
+
+async fn logs(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
+    otlp_export(p, Signal::Logs, headers, body).await
+}
+
+async fn traces(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
+    otlp_export(p, Signal::Traces, headers, body).await
+}
+
+/// The request's encoding from its `Content-Type`.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = value.split(';').next().unwrap_or_default().trim();
+    match media.to_ascii_lowercase().as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        "" => Err(
+            "Content-Type is missing; OTLP/HTTP takes application/x-protobuf or application/json"
+                .into(),
+        ),
+        other => Err(format!(
+            "Content-Type {other:?} is not supported; OTLP/HTTP takes application/x-protobuf or application/json"
+        )),
+    }
+}
+
+/// The body, decompressed per `Content-Encoding`, within the size limit.
+fn decompress(headers: &HeaderMap, body: Bytes, limit: u64) -> Result<Bytes, Refusal> {
+    let coding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match coding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            let mut reader = flate2::read::GzDecoder::new(&body[..]).take(limit + 1);
+            reader
+                .read_to_end(&mut out)
+                .map_err(|e| Refusal::Invalid(format!("gzip body cannot be decompressed: {e}")))?;
+            if out.len() as u64 > limit {
+                return Err(Refusal::TooLarge {
+                    size: out.len() as u64,
+                    limit,
+                });
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(Refusal::Invalid(format!(
+            "Content-Encoding {other:?} is not supported; use gzip or none"
+        ))),
+    }
+}
+
+async fn otlp_export(
+    p: Arc<Pipeline>,
+    signal: Signal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let encoding = match encoding(&headers) {
+        Ok(e) => e,
+        Err(message) => {
+            p.telemetry
+                .reject(signal.as_str(), "unsupported_media_type");
+            return status_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Encoding::Json,
+                INVALID_ARGUMENT,
+                &message,
+                None,
+            );
+        }
+    };
+    let body = match decompress(&headers, body, p.limits().max_request_bytes) {
+        Ok(b) => b,
+        Err(refusal) => {
+            p.telemetry.reject(signal.as_str(), refusal.reason());
+            return refusal_response(&p, &refusal, encoding);
+        }
+    };
+    let size = body.len() as u64;
+    let now = now_ns();
+    let outcome = p
+        .ingest(signal.as_str(), size, move || {
+            otlp::decode(signal, encoding, &body, now).map_err(|e| Refusal::Invalid(e.to_string()))
+        })
+        .await;
+    match outcome {
+        Ok(accepted) => export_response(signal, encoding, &accepted),
+        Err(refusal) => refusal_response(&p, &refusal, encoding),
+    }
+}
+
+fn export_response(signal: Signal, encoding: Encoding, a: &Accepted) -> Response {
+    let rejected = i64::try_from(a.rejected).unwrap_or(i64::MAX);
+    let partial = a.rejected > 0;
+    let message = a.message.clone();
+    macro_rules! respond {
+        ($response:expr) => {{
+            let response = $response;
+            match encoding {
+                Encoding::Protobuf => (
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    response.encode_to_vec(),
+                )
+                    .into_response(),
+                Encoding::Json => (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::to_string(&response).unwrap_or_default(),
+                )
+                    .into_response(),
+            }
+        }};
+    }
+    match signal {
+        Signal::Metrics => respond!(ExportMetricsServiceResponse {
+            partial_success: partial.then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected,
+                error_message: message,
+            }),
+        }),
+        Signal::Logs => respond!(ExportLogsServiceResponse {
+            partial_success: partial.then_some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message: message,
+            }),
+        }),
+        Signal::Traces => respond!(ExportTraceServiceResponse {
+            partial_success: partial.then_some(ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message,
+            }),
+        }),
+    }
+}
+
+fn status_response(
+    status: StatusCode,
+    encoding: Encoding,
+    code: i32,
+    message: &str,
+    retry_after: Option<u32>,
+) -> Response {
+    let body = RpcStatus {
+        code,
+        message: message.to_string(),
+    };
+    let mut response = match encoding {
+        Encoding::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            body.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
+            .into_response(),
+    };
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn refusal_response(p: &Pipeline, refusal: &Refusal, encoding: Encoding) -> Response {
+    let retry = Some(p.limits().retry_after_seconds);
+    let message = refusal.message();
+    match refusal {
+        Refusal::Busy => status_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            encoding,
+            RESOURCE_EXHAUSTED,
+            &message,
+            retry,
+        ),
+        Refusal::TooLarge { .. } => status_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            encoding,
+            INVALID_ARGUMENT,
+            &message,
+            None,
+        ),
+        Refusal::Invalid(_) => status_response(
+            StatusCode::BAD_REQUEST,
+            encoding,
+            INVALID_ARGUMENT,
+            &message,
+            None,
+        ),
+        Refusal::Internal(_) => status_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            encoding,
+            INTERNAL,
+            &message,
+            retry,
+        ),
+        Refusal::Unavailable => status_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            encoding,
+            UNAVAILABLE,
+            &message,
+            retry,
+        ),
+    }
+}
+
+/// The audit webhook: what the API server's webhook backend posts (`EventList` JSON).
+async fn audit(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !media.to_ascii_lowercase().starts_with("application/json") {
+        p.telemetry.reject("audit", "unsupported_media_type");
+        return status_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Encoding::Json,
+            INVALID_ARGUMENT,
+            &format!(
+                "Content-Type {media:?} is not supported; the audit webhook takes application/json"
+            ),
+            None,
+        );
+    }
+    let body = match decompress(&headers, body, p.limits().max_request_bytes) {
+        Ok(b) => b,
+        Err(refusal) => {
+            p.telemetry.reject("audit", refusal.reason());
+            return refusal_response(&p, &refusal, Encoding::Json);
+        }
+    };
+    let size = body.len() as u64;
+    let outcome = p
+        .ingest("audit", size, move || {
+            vigil_ingest::audit::decode_webhook(&body).map_err(|e| Refusal::Invalid(e.to_string()))
+        })
+        .await;
+    match outcome {
+        Ok(a) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({
+                "accepted": a.accepted,
+                "rejected": a.rejected,
+                "message": a.message,
+            })
+            .to_string(),
+        )
+            .into_response(),
+        Err(refusal) => refusal_response(&p, &refusal, Encoding::Json),
+    }
+}
