@@ -4,8 +4,9 @@
 #
 #   benches/run.sh [WORK_DIR]       (default: a temporary directory; needs ~15 GB free)
 #
-# Knobs: PODS (default 6000), HOURS (6), NODES (100), COMPRESSION_HOURS (24), TEMPORAL_PODS (2000).
-# Run one part alone with PART=storage or PART=temporal.
+# Knobs: PODS (default 6000), HOURS (6), NODES (100), COMPRESSION_HOURS (24), TEMPORAL_PODS (2000),
+# OTLP_REQUESTS (3000).
+# Run one part alone with PART=storage, PART=temporal or PART=serve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
@@ -17,6 +18,20 @@ cargo build -q --release -p vigil-benches -p vigil-server --all-targets
 bench="$CARGO_TARGET_DIR/release/vigil-bench"
 
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
+
+# vigil serve under OTLP load over loopback (1,000 points or records per request, default
+# sync durability) and audit EventLists through the webhook; each run on a fresh store.
+if [ "${PART:-all}" = all ] || [ "${PART:-all}" = serve ]; then
+load="$CARGO_TARGET_DIR/release/otlp-load"
+n="${OTLP_REQUESTS:-3000}"
+for transport in grpc http; do
+    "$load" --signal metrics --transport "$transport" --requests "$n" --concurrency 8
+    "$load" --signal logs --transport "$transport" --requests "$((n / 2))" --concurrency 8
+done
+"$load" --signal audit --transport http --requests 300 --batch 100 --concurrency 8
+[ "${PART:-all}" = serve ] && exit 0
+fi
+
 if [ "${PART:-all}" != temporal ]; then
 "$bench" ingest --export "$work/ingest.parquet"
 python3 benches/compare.py ingest --file "$work/ingest.parquet"

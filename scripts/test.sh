@@ -21,6 +21,13 @@ if ! python3 -c "import duckdb" >/dev/null 2>&1; then
     python3 -m pip install --quiet duckdb || pip install --quiet --break-system-packages duckdb
 fi
 
+# The end-to-end ingest test sends data with the real OpenTelemetry Python SDK.
+if ! python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http" >/dev/null 2>&1; then
+    echo "installing the OpenTelemetry Python SDK and OTLP exporters (the ingest test uses them)"
+    python3 -m pip install --quiet opentelemetry-sdk opentelemetry-exporter-otlp \
+        || pip install --quiet --break-system-packages opentelemetry-sdk opentelemetry-exporter-otlp
+fi
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

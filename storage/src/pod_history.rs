@@ -62,7 +62,15 @@ pub struct PodVersion {
     pub last_seen: i64,
     /// Sources that contributed to this version.
     pub sources: BTreeSet<String>,
+    /// `last_seen` as last persisted: moves of `last_seen` alone are persisted once they
+    /// reach [`LAST_SEEN_PERSIST_NS`], so a steady stream does not write on every request.
+    #[serde(skip)]
+    persisted_last_seen: i64,
 }
+
+/// How far `last_seen` may run ahead of its persisted value (one minute): after a crash it
+/// may come back up to this much older; every other field is persisted at once.
+pub const LAST_SEEN_PERSIST_NS: i64 = 60_000_000_000;
 
 impl PodVersion {
     fn key(&self) -> PodKey {
@@ -162,7 +170,8 @@ pub(crate) struct PodHistory {
 impl PodHistory {
     pub fn from_versions(versions: Vec<PodVersion>) -> PodHistory {
         let mut pods: HashMap<PodKey, Vec<PodVersion>> = HashMap::new();
-        for v in versions {
+        for mut v in versions {
+            v.persisted_last_seen = v.last_seen;
             pods.entry(v.key()).or_default().push(v);
         }
         for list in pods.values_mut() {
@@ -221,7 +230,12 @@ impl PodHistory {
                         }
                         if obs.ts_ns > current.last_seen || differs {
                             current.last_seen = current.last_seen.max(obs.ts_ns);
-                            touched.push(last);
+                            if differs
+                                || current.last_seen - current.persisted_last_seen
+                                    >= LAST_SEEN_PERSIST_NS
+                            {
+                                touched.push(last);
+                            }
                         }
                     }
                 }
@@ -247,7 +261,8 @@ impl PodHistory {
                 touched.push(last);
             }
             for i in touched {
-                let v = &list[i];
+                let v = &mut list[i];
+                v.persisted_last_seen = v.last_seen;
                 changed.insert(v.storage_key(), v.clone());
             }
         }
@@ -308,6 +323,26 @@ mod tests {
             "unstated fields carry over"
         );
         assert_eq!(all[1].first_seen, 10);
+    }
+
+    #[test]
+    fn last_seen_alone_is_persisted_at_most_once_a_minute() {
+        let h = PodHistory::default();
+        assert_eq!(h.observe(&[obs(0, Some("n1"), None)]).len(), 1);
+        assert!(
+            h.observe(&[obs(1_000_000_000, Some("n1"), None)])
+                .is_empty()
+        );
+        assert_eq!(h.snapshot()[0].last_seen, 1_000_000_000, "exact in memory");
+        let persisted = h.observe(&[obs(LAST_SEEN_PERSIST_NS, Some("n1"), None)]);
+        assert_eq!(persisted.len(), 1);
+        assert_eq!(persisted[0].last_seen, LAST_SEEN_PERSIST_NS);
+        // A change is persisted at once.
+        assert_eq!(
+            h.observe(&[obs(LAST_SEEN_PERSIST_NS + 1, Some("n2"), None)])
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ const INTEGERS: [&str; 2] = ["asInt", "count"];
 
 /// Checks the shape of a request and normalises it in place; the error names the problem.
 pub fn normalize(signal: Signal, value: &mut Value) -> Result<(), String> {
+    camel_case_keys(value);
     let (resources, scopes, records) = match signal {
         Signal::Metrics => ("resourceMetrics", "scopeMetrics", "metrics"),
         Signal::Logs => ("resourceLogs", "scopeLogs", "logRecords"),
@@ -52,6 +53,40 @@ pub fn normalize(signal: Signal, value: &mut Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Protobuf's JSON mapping accepts a message's original field names (`resource_logs`) as
+/// well as the lowerCamelCase ones; every object key in OTLP/JSON is a field name.
+fn camel_case_keys(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(camel_case_keys),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('_')) {
+                let old = std::mem::take(map);
+                for (k, v) in old {
+                    map.insert(camel_case(&k), v);
+                }
+            }
+            map.values_mut().for_each(camel_case_keys);
+        }
+        _ => {}
+    }
+}
+
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn array<'a>(

@@ -42,7 +42,8 @@ pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Decoded {
                     events.row(ts);
                     row_origin.set_columns(&mut events, &[]);
                     event.set_columns(&mut events);
-                    if let Some(obs) = event.pod_observation(ts) {
+                    if let Some(mut obs) = event.pod_observation(ts) {
+                        obs.cluster.clone_from(&row_origin.cluster);
                         out.pods.push(obs);
                     }
                     out.accepted += 1;

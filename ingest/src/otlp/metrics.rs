@@ -339,3 +339,113 @@ fn points_of(data: &Data) -> usize {
         Data::Summary(s) => s.data_points.len(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray, MapArray};
+    use arrow::datatypes::Float64Type;
+
+    use super::*;
+    use crate::otlp::{Encoding, Signal};
+
+    /// (name, value, attribute `key`) of every row.
+    fn rows_of(decoded: &Decoded, key: &str) -> Vec<(String, f64, Option<String>)> {
+        let (_, batch) = &decoded.batches[0];
+        let names = batch.column_by_name("name").unwrap().as_string::<i32>();
+        let values = batch
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let attrs = batch.column_by_name("attributes").unwrap();
+        let attrs = attrs.as_any().downcast_ref::<MapArray>().unwrap();
+        (0..batch.num_rows())
+            .map(|i| {
+                let entries = attrs.value(i);
+                let keys = entries.column(0).as_string::<i32>();
+                let vals = entries.column(1).as_string::<i32>();
+                let attr = (0..keys.len())
+                    .find(|&j| keys.value(j) == key)
+                    .map(|j| vals.value(j).to_string());
+                (names.value(i).to_string(), values.value(i), attr)
+            })
+            .collect()
+    }
+
+    fn decode_json(json: &str) -> Decoded {
+        crate::otlp::decode(Signal::Metrics, Encoding::Json, json.as_bytes(), 42).unwrap()
+    }
+
+    #[test]
+    fn histogram_buckets_become_cumulative_le_rows() {
+        let d = decode_json(
+            r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"lat","histogram":{"aggregationTemporality":2,
+            "dataPoints":[{"timeUnixNano":"5","count":"6","sum":18.5,"bucketCounts":["1","2","3"],"explicitBounds":[1.0,3.0]}]}}]}]}]}"#,
+        );
+        assert_eq!(d.accepted, 1);
+        let rows = rows_of(&d, "le");
+        let buckets: Vec<_> = rows
+            .iter()
+            .filter(|r| r.0 == "lat_bucket")
+            .map(|r| (r.1, r.2.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            buckets,
+            vec![(1.0, "1".into()), (3.0, "3".into()), (6.0, "+Inf".into())]
+        );
+        assert!(rows.contains(&("lat_count".into(), 6.0, None)));
+        assert!(rows.contains(&("lat_sum".into(), 18.5, None)));
+    }
+
+    #[test]
+    fn exponential_histogram_buckets_carry_their_bounds() {
+        let d = decode_json(
+            r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"e","exponentialHistogram":{"aggregationTemporality":1,
+            "dataPoints":[{"timeUnixNano":"5","count":"8","scale":0,"zeroCount":"2","positive":{"offset":0,"bucketCounts":["3","1"]},
+            "negative":{"offset":-1,"bucketCounts":["1","1"]}}]}}]}]}]}"#,
+        );
+        let lower = rows_of(&d, "lower");
+        let upper = rows_of(&d, "upper");
+        let buckets: Vec<(f64, f64, f64)> = lower
+            .iter()
+            .zip(&upper)
+            .filter(|(l, _)| l.0 == "e_bucket")
+            .map(|(l, u)| {
+                (
+                    l.1,
+                    l.2.as_ref().unwrap().parse().unwrap(),
+                    u.2.as_ref().unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        // Scale 0: base 2. Positive index 0 = (1, 2], 1 = (2, 4]; negative -1 = [-1, -0.5), 0 = [-2, -1).
+        assert_eq!(
+            buckets,
+            vec![
+                (3.0, 1.0, 2.0),
+                (1.0, 2.0, 4.0),
+                (1.0, -1.0, -0.5),
+                (1.0, -2.0, -1.0)
+            ]
+        );
+        assert!(lower.contains(&("e_zero_count".into(), 2.0, None)));
+    }
+
+    #[test]
+    fn points_without_a_time_get_the_receipt_time_and_bad_values_are_rejected_alone() {
+        let d = decode_json(
+            r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[
+            {"asDouble":"1.5"},{"asDouble":"oops","timeUnixNano":"7"},{"asInt":"3","timeUnixNano":"9"}]}}]}]}]}"#,
+        );
+        assert_eq!((d.accepted, d.rejected), (2, 1));
+        let (_, batch) = &d.batches[0];
+        let ts = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+        assert_eq!(ts.values().to_vec(), vec![42, 9]);
+        assert!(
+            d.error_message().contains("neither asDouble nor asInt"),
+            "{}",
+            d.error_message()
+        );
+    }
+}

@@ -83,7 +83,8 @@ fn parse<T: Message + Default + serde::de::DeserializeOwned>(
             let mut value: serde_json::Value =
                 serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
             json::normalize(signal, &mut value).map_err(invalid)?;
-            serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+            // The error names the field: `resourceSpans[0].scopeSpans[0].spans[2].traceId: ...`.
+            serde_path_to_error::deserialize(value).map_err(|e| invalid(e.to_string()))
         }
     }
 }

@@ -232,7 +232,7 @@ impl Drop for InflightGuard<'_> {
 }
 
 /// The decoders' observation as the store's (the ingest crate does not depend on the store).
-fn to_store_observation(o: vigil_ingest::PodObservation) -> PodObservation {
+pub(crate) fn to_store_observation(o: vigil_ingest::PodObservation) -> PodObservation {
     PodObservation {
         ts_ns: o.ts_ns,
         cluster: o.cluster,

@@ -608,6 +608,22 @@ fn grpc_export_back_pressure_and_kill_9_lose_nothing_acknowledged() {
         n
     });
 
+    // Over the size limit over HTTP: as sent, and once decompressed (a gzip bomb).
+    let big = vec![b' '; 1_100_000];
+    let r = server.post("/v1/metrics", "application/json", &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = server.request(
+        "POST",
+        "/v1/metrics",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(&vec![b' '; 5_000_000]),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("max_request_bytes"), "{}", r.text());
+
     // Back-pressure: concurrent requests over the in-flight bound get 429 + Retry-After.
     let body = metrics_request("http-pod", 0, 12_000).encode_to_vec();
     assert!(
@@ -769,4 +785,188 @@ fn the_opentelemetry_python_sdk_exports_over_grpc_and_http_and_sql_finds_it_by_p
     assert_eq!(pods.len(), 2, "{pods:?}");
     assert_eq!(pods[0]["uid"], "uid-checkout-grpc");
     assert_eq!(pods[0]["pod_ips"], serde_json::json!(["10.4.0.17"]));
+}
+
+#[test]
+fn kubernetes_events_from_both_collector_receivers_become_event_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = Server::start(&store, None);
+    let s = |v: &str| serde_json::json!({"stringValue": v});
+    let kv = |k: &str, v: Value| serde_json::json!({"key": k, "value": v});
+    // The k8s_events receiver: reason and count in attributes, the object in the resource.
+    let k8s_events = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            kv("k8s.object.kind", s("Pod")), kv("k8s.object.name", s("miner-7")),
+            kv("k8s.object.fieldpath", s("spec.containers{xmrig}")), kv("k8s.cluster.name", s("prod")),
+        ]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": "1714550400000000000", "severityText": "Normal",
+             "body": s("Successfully pulled image \"docker.io/evil/xmrig:latest\" in 2.1s"),
+             "attributes": [kv("k8s.event.reason", s("Pulled")), kv("k8s.event.count", serde_json::json!({"intValue": "1"})),
+                            kv("k8s.namespace.name", s("shop"))]},
+        ]}]
+    }]});
+    // The k8sobjects receiver in watch mode: the watch event is the body.
+    let object = |fields: Vec<Value>| serde_json::json!({"kvlistValue": {"values": fields}});
+    let k8sobjects = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [kv("k8s.cluster.name", s("prod"))]},
+        "scopeLogs": [{"logRecords": [
+            {"observedTimeUnixNano": "1714550399000000000", "body": object(vec![
+                kv("type", s("ADDED")),
+                kv("object", object(vec![
+                    kv("kind", s("Event")), kv("apiVersion", s("v1")), kv("reason", s("Scheduled")), kv("type", s("Normal")),
+                    kv("message", s("Successfully assigned shop/miner-7 to node-9")),
+                    kv("involvedObject", object(vec![kv("kind", s("Pod")), kv("name", s("miner-7")), kv("namespace", s("shop"))])),
+                    kv("source", object(vec![kv("component", s("default-scheduler"))])),
+                    kv("lastTimestamp", s("2024-05-01T07:59:59Z")),
+                ])),
+            ])},
+            {"timeUnixNano": "1714550401000000000", "body": s("an ordinary log line")},
+        ]}]
+    }]});
+    for body in [k8s_events, k8sobjects] {
+        let r = server.post(
+            "/v1/logs",
+            "application/json",
+            &serde_json::to_vec(&body).unwrap(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!refused(&r), "{}", r.text());
+    }
+    assert!(server.terminate().success());
+    let events = rows(
+        &store,
+        "SELECT reason, event_type, object_kind, object_name, namespace, pod, container, image, event_count, source_component, cluster \
+         FROM events ORDER BY ts",
+    );
+    assert_eq!(events.len(), 2, "{events:?}");
+    let (scheduled, pulled) = (&events[0], &events[1]);
+    assert_eq!(scheduled["reason"], "Scheduled");
+    assert_eq!(scheduled["source_component"], "default-scheduler");
+    assert_eq!(scheduled["pod"], "miner-7");
+    assert_eq!(pulled["reason"], "Pulled");
+    assert_eq!(pulled["image"], "docker.io/evil/xmrig:latest");
+    assert_eq!(
+        (pulled["namespace"].as_str(), pulled["pod"].as_str()),
+        (Some("shop"), Some("miner-7"))
+    );
+    assert_eq!(
+        (pulled["container"].as_str(), pulled["cluster"].as_str()),
+        (Some("xmrig"), Some("prod"))
+    );
+    assert_eq!(pulled["event_count"], 1);
+    assert_eq!(pulled["event_type"], "Normal");
+    let logs = rows(&store, "SELECT body FROM logs");
+    assert_eq!(logs.len(), 1, "only the ordinary line is a log: {logs:?}");
+    let pods = rows(&store, "SELECT namespace, pod, node FROM pods");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0]["node"], "node-9");
+}
+
+#[test]
+fn audit_log_files_import_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let demo = corpora().join("k8s-audit-samples/audit2rbac/testdata/demo.log");
+    let args = |file: &Path| {
+        vigil(&[
+            "import",
+            "--data-dir",
+            &store.to_string_lossy(),
+            "--kind",
+            "audit",
+            "--format",
+            "k8s-audit",
+            &file.to_string_lossy(),
+        ])
+    };
+    let o = args(&demo);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("imported 37 rows"), "{}", stderr(&o));
+    let bad = dir.path().join("bad.log");
+    let mut text = std::fs::read_to_string(&demo).unwrap();
+    text.push_str("{\"kind\": \"Event\", \"verb\": \"get\"}\n");
+    std::fs::write(&bad, text).unwrap();
+    let o = args(&bad);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 38"), "{}", stderr(&o));
+    assert_eq!(rows(&store, "SELECT count(*) AS n FROM audit")[0]["n"], 37);
+}
+
+#[test]
+fn otlp_json_as_other_senders_write_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), None);
+    let otlp = corpora().join("otlp");
+    let testdata = otlp.join("otlp2parquet/testdata");
+    // Fluent Bit's integration inputs (snake_case field names, a post-2038 time) are
+    // accepted; its empty expected-output file is not a request.
+    let data_files =
+        otlp.join("fluent-bit/tests/integration/scenarios/in_opentelemetry/tests/data_files");
+    for entry in std::fs::read_dir(&data_files).unwrap() {
+        let file = entry.unwrap().path();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let path = if name.contains("logs") {
+            "/v1/logs"
+        } else if name.contains("metrics") {
+            "/v1/metrics"
+        } else {
+            "/v1/traces"
+        };
+        let r = server.post(path, "application/json", &std::fs::read(&file).unwrap());
+        if name.ends_with(".out.json") {
+            assert_eq!(r.status, 400, "{name}: {}", r.text());
+        } else {
+            assert_eq!(r.status, 200, "{name}: {}", r.text());
+            assert!(!refused(&r), "{name}: {}", r.text());
+        }
+    }
+    // otlp2parquet's JSON twins are protobuf's canonical JSON: enum names are accepted,
+    // but base64 trace and span ids are not OTLP/JSON (hex) and are refused by name.
+    for entry in std::fs::read_dir(&testdata).unwrap() {
+        let file = entry.unwrap().path();
+        let ext = file
+            .extension()
+            .map(|e| e.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if ext != "json" && ext != "jsonl" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let requests: Vec<String> = match ext.as_str() {
+            "json" => vec![text],
+            _ => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect(),
+        };
+        let path = if name.starts_with("log") {
+            "/v1/logs"
+        } else if name.starts_with("metric") {
+            "/v1/metrics"
+        } else {
+            "/v1/traces"
+        };
+        for request in requests {
+            let ids = ["\"traceId\"", "\"spanId\""]
+                .iter()
+                .any(|k| request.contains(k));
+            let r = server.post(path, "application/json", request.as_bytes());
+            if ids {
+                assert!(refused(&r), "{name}: base64 ids accepted: {}", r.text());
+                assert!(
+                    r.text().contains("hex") || r.text().contains("Id"),
+                    "{name}: {}",
+                    r.text()
+                );
+            } else {
+                assert_eq!(r.status, 200, "{name}: {}", r.text());
+                assert!(!refused(&r), "{name}: {}", r.text());
+            }
+        }
+    }
+    assert!(server.terminate().success());
 }
