@@ -189,11 +189,18 @@ fn export_response(signal: Signal, encoding: Encoding, a: &Accepted) -> Response
                     response.encode_to_vec(),
                 )
                     .into_response(),
-                Encoding::Json => (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    serde_json::to_string(&response).unwrap_or_default(),
-                )
-                    .into_response(),
+                Encoding::Json => {
+                    // A full success is `{}`: an unset partialSuccess is left out, not null.
+                    let mut json = serde_json::to_value(&response).unwrap_or_default();
+                    if let Some(object) = json.as_object_mut() {
+                        object.retain(|_, v| !v.is_null());
+                    }
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.to_string(),
+                    )
+                        .into_response()
+                }
             }
         }};
     }

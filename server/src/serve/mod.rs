@@ -60,13 +60,17 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    // Collectors send many concurrent exports over one connection: windows of HTTP/2's
+    // 64 KiB default would serialise them; Nagle's algorithm would delay every answer.
     let grpc = tonic::transport::Server::builder()
+        .initial_connection_window_size(16 << 20)
+        .initial_stream_window_size(2 << 20)
         .layer(tower::util::MapResponseLayer::new(
             grpc::invalid_protobuf_is_invalid_argument::<tonic::body::Body>,
         ))
         .add_routes(grpc::routes(Arc::clone(&pipeline)))
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc_listener),
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
             stopped(stop_rx.clone()),
         );
     let http = axum::serve(http_listener, http::router(Arc::clone(&pipeline)))
