@@ -10,11 +10,23 @@ use serde_json::Value;
 use crate::cli::{sql, stderr, vigil};
 use crate::server::{Response, Server};
 
+/// The shared test corpora (`../shared/corpora` beside the checkout): `VIGIL_CORPORA`, else
+/// the first `shared/corpora` found walking up from the crate, else `/work/shared/corpora`.
 fn corpora() -> PathBuf {
-    let root = std::env::var("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    root.join("../../shared/corpora")
+    if let Some(dir) = std::env::var_os("VIGIL_CORPORA") {
+        return PathBuf::from(dir);
+    }
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    root.ancestors()
+        .map(|a| a.join("shared/corpora"))
+        .chain([PathBuf::from("/work/shared/corpora")])
+        .find(|c| c.join("otlp").is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "no shared/corpora above {}; set VIGIL_CORPORA",
+                root.display()
+            )
+        })
 }
 
 /// True when the request was refused as a whole or had records rejected.
