@@ -105,8 +105,24 @@ impl PodVersion {
         set(&mut next.uid, some(&obs.uid).as_ref(), &mut changed);
         set(&mut next.node, some(&obs.node).as_ref(), &mut changed);
         set(&mut next.pod_ips, obs.pod_ips.as_ref(), &mut changed);
-        set(&mut next.images, obs.images.as_ref(), &mut changed);
-        set(&mut next.image_ids, obs.image_ids.as_ref(), &mut changed);
+        if obs.source == "audit" {
+            // A pod object lists every container: it replaces the lists.
+            set(&mut next.images, obs.images.as_ref(), &mut changed);
+            set(&mut next.image_ids, obs.image_ids.as_ref(), &mut changed);
+        } else {
+            // A resource names one container: its image adds to what is known.
+            for (list, new) in [
+                (&mut next.images, &obs.images),
+                (&mut next.image_ids, &obs.image_ids),
+            ] {
+                for item in new.iter().flatten() {
+                    if !list.contains(item) {
+                        list.push(item.clone());
+                        changed = true;
+                    }
+                }
+            }
+        }
         set(
             &mut next.service_account,
             some(&obs.service_account).as_ref(),
@@ -122,7 +138,16 @@ impl PodVersion {
             some(&obs.owner_name).as_ref(),
             &mut changed,
         );
-        set(&mut next.labels, obs.labels.as_ref(), &mut changed);
+        if obs.source == "audit" {
+            set(&mut next.labels, obs.labels.as_ref(), &mut changed);
+        } else {
+            for (k, v) in obs.labels.iter().flatten() {
+                if next.labels.get(k) != Some(v) {
+                    next.labels.insert(k.clone(), v.clone());
+                    changed = true;
+                }
+            }
+        }
         (next, changed)
     }
 
@@ -231,7 +256,9 @@ impl PodHistory {
                         if obs.ts_ns > current.last_seen || differs {
                             current.last_seen = current.last_seen.max(obs.ts_ns);
                             if differs
-                                || current.last_seen - current.persisted_last_seen
+                                || current
+                                    .last_seen
+                                    .saturating_sub(current.persisted_last_seen)
                                     >= LAST_SEEN_PERSIST_NS
                             {
                                 touched.push(last);
@@ -343,6 +370,24 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn one_container_at_a_time_adds_images_instead_of_flipping_versions() {
+        let h = PodHistory::default();
+        let image = |ts, i: &str| PodObservation {
+            images: Some(vec![i.to_string()]),
+            ..obs(ts, None, None)
+        };
+        h.observe(&[
+            image(1, "app:1"),
+            image(2, "sidecar:2"),
+            image(3, "app:1"),
+            image(4, "sidecar:2"),
+        ]);
+        let all = h.snapshot();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[1].images, vec!["app:1", "sidecar:2"]);
     }
 
     #[test]

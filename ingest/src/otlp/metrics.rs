@@ -250,7 +250,8 @@ fn decode_metric(
                     p.zero_count as f64,
                     &[("zero_threshold", &threshold)],
                 );
-                let base = 2f64.powf(2f64.powi(-p.scale));
+                // Bucket i covers (2^(i * 2^-scale), 2^((i + 1) * 2^-scale)].
+                let step = 2f64.powi(-p.scale);
                 let scale = p.scale.to_string();
                 for (sign, buckets) in [(1.0, &p.positive), (-1.0, &p.negative)] {
                     let Some(buckets) = buckets else { continue };
@@ -259,7 +260,10 @@ fn decode_metric(
                             continue;
                         }
                         let index = i64::from(buckets.offset) + i as i64;
-                        let (low, high) = (base.powf(index as f64), base.powf(index as f64 + 1.0));
+                        let (low, high) = (
+                            (index as f64 * step).exp2(),
+                            ((index as f64 + 1.0) * step).exp2(),
+                        );
                         let (lower, upper) = if sign > 0.0 {
                             (low, high)
                         } else {

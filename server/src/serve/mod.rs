@@ -65,6 +65,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let grpc = tonic::transport::Server::builder()
         .initial_connection_window_size(16 << 20)
         .initial_stream_window_size(2 << 20)
+        .max_concurrent_streams(128)
         .layer(tower::util::MapResponseLayer::new(
             grpc::invalid_protobuf_is_invalid_argument::<tonic::body::Body>,
         ))

@@ -68,7 +68,7 @@ pub struct Accepted {
 #[derive(Debug)]
 pub struct Pipeline {
     db: Arc<Db>,
-    admission: Semaphore,
+    admission: Arc<Semaphore>,
     limits: Ingest,
     pub telemetry: Telemetry,
     accepting: AtomicBool,
@@ -83,7 +83,7 @@ impl Pipeline {
     pub fn new(db: Arc<Db>, limits: Ingest) -> Pipeline {
         Pipeline {
             db,
-            admission: Semaphore::new(kib(limits.max_inflight_bytes) as usize),
+            admission: Arc::new(Semaphore::new(kib(limits.max_inflight_bytes) as usize)),
             limits,
             telemetry: Telemetry::new(),
             accepting: AtomicBool::new(true),
@@ -166,9 +166,10 @@ impl Pipeline {
         }
         self.check_size(size)?;
         let permits = kib(size);
-        let _permit = self
-            .admission
-            .try_acquire_many(permits)
+        // Owned, and moved into the write below: if the client goes away, the work still runs
+        // to its end and keeps its share of the bound until then.
+        let permit = Arc::clone(&self.admission)
+            .try_acquire_many_owned(permits)
             .map_err(|_| Refusal::Busy)?;
         self.telemetry.inflight_bytes.inc_by(size as i64);
         let _inflight = InflightGuard(&self.telemetry, size as i64);
@@ -185,6 +186,7 @@ impl Pipeline {
             decoded.pods.into_iter().map(to_store_observation).collect();
         let written = tokio::task::spawn_blocking(
             move || -> Result<Vec<(SignalKind, usize)>, EngineError> {
+                let _permit = permit;
                 let mut written = Vec::new();
                 for (kind, batch) in &batches {
                     let kind = SignalKind::from_str(kind.as_str())?;

@@ -108,6 +108,9 @@ impl Store {
     /// Folds observations of pods into the pod history (the `pods` table) and persists what
     /// changed, with the store's durability.
     pub fn observe_pods(&self, observations: &[PodObservation]) -> Result<()> {
+        if observations.is_empty() {
+            return Ok(());
+        }
         let history = &self.shared.pod_history;
         let _persisting = history.persist.lock();
         let changed = history.observe(observations);
