@@ -81,6 +81,10 @@ pub fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyVal
         .and_then(|kv| kv.value.as_ref())
 }
 
+/// The most attribute text a resource may carry. Every row of the resource repeats it, so
+/// without a bound a small request could expand to gigabytes of rows.
+pub const MAX_RESOURCE_ATTRIBUTE_BYTES: usize = 64 * 1024;
+
 /// The pod a resource (or a record's attributes) names, and the rest of its attributes.
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
@@ -100,6 +104,18 @@ impl Origin {
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or_default(),
         )
+    }
+
+    /// A resource whose attributes every row may repeat: `Err` names the problem when they
+    /// are over [`MAX_RESOURCE_ATTRIBUTE_BYTES`].
+    pub fn check_size(&self) -> Result<(), String> {
+        let bytes: usize = self.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes > MAX_RESOURCE_ATTRIBUTE_BYTES {
+            return Err(format!(
+                "resource attributes take {bytes} bytes, more than the {MAX_RESOURCE_ATTRIBUTE_BYTES} allowed"
+            ));
+        }
+        Ok(())
     }
 
     pub fn from_attributes(attributes: &[KeyValue]) -> Origin {

@@ -16,6 +16,12 @@ pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Decoded {
     for resource_logs in &request.resource_logs {
         let resource = resource_logs.resource.as_ref();
         let origin = Origin::from_resource(resource);
+        if let Err(e) = origin.check_size() {
+            for _ in resource_logs.scope_logs.iter().flat_map(|s| &s.log_records) {
+                out.reject(|| e.clone());
+            }
+            continue;
+        }
         let mut latest = None;
         for scope in &resource_logs.scope_logs {
             for record in &scope.log_records {

@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 use super::common::{Origin, attributes_json, id_hex, nanos};
 use crate::{Decoded, Kind, Rows};
 
+/// The most buckets a histogram point may have (each becomes a row; OpenTelemetry SDKs
+/// default to 160 for exponential histograms).
+const MAX_BUCKETS: usize = 4096;
+
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point marks a series as stale; it has no value.
 const NO_RECORDED_VALUE: u32 = 1;
 
@@ -93,6 +97,18 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ns: i64) -> Decoded {
     let mut rows = Rows::new(Kind::Metric);
     for resource_metrics in &request.resource_metrics {
         let origin = Origin::from_resource(resource_metrics.resource.as_ref());
+        if let Err(e) = origin.check_size() {
+            for metric in resource_metrics
+                .scope_metrics
+                .iter()
+                .flat_map(|s| &s.metrics)
+            {
+                for _ in 0..metric.data.as_ref().map_or(1, points_of) {
+                    out.reject(|| e.clone());
+                }
+            }
+            continue;
+        }
         let mut latest = None;
         for scope in &resource_metrics.scope_metrics {
             for metric in &scope.metrics {
@@ -180,6 +196,15 @@ fn decode_metric(
                 if p.flags & NO_RECORDED_VALUE != 0 {
                     continue;
                 }
+                if p.bucket_counts.len() > MAX_BUCKETS {
+                    out.reject(|| {
+                        format!(
+                            "histogram {name:?}: {} buckets, more than {MAX_BUCKETS}",
+                            p.bucket_counts.len()
+                        )
+                    });
+                    continue;
+                }
                 if !p.bucket_counts.is_empty()
                     && p.bucket_counts.len() != p.explicit_bounds.len() + 1
                 {
@@ -219,6 +244,12 @@ fn decode_metric(
         Data::ExponentialHistogram(h) => {
             for p in &h.data_points {
                 if p.flags & NO_RECORDED_VALUE != 0 {
+                    continue;
+                }
+                let buckets = p.positive.as_ref().map_or(0, |b| b.bucket_counts.len())
+                    + p.negative.as_ref().map_or(0, |b| b.bucket_counts.len());
+                if buckets > MAX_BUCKETS {
+                    out.reject(|| format!("exponential histogram {name:?}: {buckets} buckets, more than {MAX_BUCKETS}"));
                     continue;
                 }
                 if !(-10..=20).contains(&p.scale) {
@@ -377,6 +408,22 @@ mod tests {
 
     fn decode_json(json: &str) -> Decoded {
         crate::otlp::decode(Signal::Metrics, Encoding::Json, json.as_bytes(), 42).unwrap()
+    }
+
+    #[test]
+    fn a_huge_resource_is_rejected_with_its_records_instead_of_copied_into_every_row() {
+        let big = "x".repeat(70_000);
+        let d = decode_json(&format!(
+            r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{big}"}}}}]}},
+            "scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{{"asDouble":1}},{{"asDouble":2}}]}}}}]}}]}},
+            {{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{{"asDouble":3}}]}}}}]}}]}}]}}"#
+        ));
+        assert_eq!((d.accepted, d.rejected), (1, 2));
+        assert!(
+            d.error_message().contains("resource attributes take"),
+            "{}",
+            d.error_message()
+        );
     }
 
     #[test]

@@ -14,6 +14,12 @@ pub fn decode(request: &ExportTraceServiceRequest, now_ns: i64) -> Decoded {
     let mut rows = Rows::new(Kind::Span);
     for resource_spans in &request.resource_spans {
         let origin = Origin::from_resource(resource_spans.resource.as_ref());
+        if let Err(e) = origin.check_size() {
+            for _ in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+                out.reject(|| e.clone());
+            }
+            continue;
+        }
         let mut latest = None;
         for scope in &resource_spans.scope_spans {
             for span in &scope.spans {
