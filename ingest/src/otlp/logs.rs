@@ -147,6 +147,8 @@ fn k8s_event(
     if let Some(any_value::Value::StringValue(s)) =
         record.body.as_ref().and_then(|b| b.value.as_ref())
         && s.starts_with('{')
+        // Most JSON log lines are not events: only parse those that could be.
+        && s.contains("\"Event\"")
         && let Ok(json) = serde_json::from_str::<serde_json::Value>(s)
         && let Some(event) = K8sEvent::from_object(&json)
     {

@@ -33,6 +33,23 @@ struct Point<'a> {
 }
 
 impl Point<'_> {
+    /// The `_count`, `_sum`, `_min` and `_max` rows of a histogram point (those it has).
+    fn totals(
+        &self,
+        rows: &mut Rows,
+        count: u64,
+        sum: Option<f64>,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) {
+        self.row(rows, "_count", count as f64, &[]);
+        for (suffix, value) in [("_sum", sum), ("_min", min), ("_max", max)] {
+            if let Some(v) = value {
+                self.row(rows, suffix, v, &[]);
+            }
+        }
+    }
+
     /// One row: `suffix` is appended to the metric name, `extra` to the attributes.
     fn row(&self, rows: &mut Rows, suffix: &str, value: f64, extra: &[(&str, &str)]) {
         rows.row(self.ts);
@@ -220,16 +237,7 @@ fn decode_metric(
                 let Some(pt) = point(p.time_unix_nano, &p.attributes, &p.exemplars, out) else {
                     continue;
                 };
-                pt.row(rows, "_count", p.count as f64, &[]);
-                if let Some(sum) = p.sum {
-                    pt.row(rows, "_sum", sum, &[]);
-                }
-                if let Some(min) = p.min {
-                    pt.row(rows, "_min", min, &[]);
-                }
-                if let Some(max) = p.max {
-                    pt.row(rows, "_max", max, &[]);
-                }
+                pt.totals(rows, p.count, p.sum, p.min, p.max);
                 let mut cumulative = 0u64;
                 for (i, count) in p.bucket_counts.iter().enumerate() {
                     cumulative = cumulative.saturating_add(*count);
@@ -264,16 +272,7 @@ fn decode_metric(
                 let Some(pt) = point(p.time_unix_nano, &p.attributes, &p.exemplars, out) else {
                     continue;
                 };
-                pt.row(rows, "_count", p.count as f64, &[]);
-                if let Some(sum) = p.sum {
-                    pt.row(rows, "_sum", sum, &[]);
-                }
-                if let Some(min) = p.min {
-                    pt.row(rows, "_min", min, &[]);
-                }
-                if let Some(max) = p.max {
-                    pt.row(rows, "_max", max, &[]);
-                }
+                pt.totals(rows, p.count, p.sum, p.min, p.max);
                 let threshold = p.zero_threshold.to_string();
                 pt.row(
                     rows,

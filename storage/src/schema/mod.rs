@@ -404,7 +404,8 @@ pub fn schema_markdown() -> String {
         "<!-- Generated from storage/src/schema/mod.rs by `VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc`; do not edit by hand. -->\n\n",
     );
     out.push_str(
-        "Every row is one signal of one kind. SQL sees one table per kind and the union `signals`.\n\
+        "Every row is one signal of one kind. SQL sees one table per kind and the union `signals`\n\
+         (and `pods`, the history of every pod, described in `docs/ingest.md`).\n\
          Required columns must be present and non-null in every written batch; other columns may be\n\
          omitted (they are stored as NULL). Columns marked *value index* have, in every segment, a\n\
          roaring bitmap per distinct value of the 1,024-row blocks holding it; the pod has a bitmap\n\
