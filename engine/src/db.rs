@@ -3,18 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
+use vigil_query::SessionOptions;
 use vigil_storage::schema::kind_schema;
 use vigil_storage::{CompactionStats, FlushStats, PodObservation, SignalKind, Store, WriteReceipt};
 
 use crate::error::{EngineError, Result};
 use crate::options::DbOptions;
-use crate::table::{KindTable, PodsTable, SignalsTable};
+use crate::session::{Access, Session};
 
 /// An open vigil database: a store on disk and a SQL session over it.
 ///
@@ -22,7 +21,9 @@ use crate::table::{KindTable, PodsTable, SignalsTable};
 /// `async` and need a Tokio runtime.
 pub struct Db {
     store: Arc<Store>,
-    ctx: SessionContext,
+    session_options: SessionOptions,
+    /// The embedding program's own session: every row, every statement.
+    full: Session,
 }
 
 impl std::fmt::Debug for Db {
@@ -43,16 +44,18 @@ impl Db {
     /// Opens (or creates) the database in `dir`, recovering from any earlier crash.
     pub fn open_with(dir: impl AsRef<Path>, options: DbOptions) -> Result<Db> {
         let store = Arc::new(Store::open(dir, options.store)?);
-        let ctx = vigil_query::new_context(&options.session)?;
-        for kind in SignalKind::ALL {
-            ctx.register_table(
-                kind.table_name(),
-                Arc::new(KindTable::new(kind, Arc::clone(&store))),
-            )?;
-        }
-        ctx.register_table("signals", Arc::new(SignalsTable::new(Arc::clone(&store))))?;
-        ctx.register_table("pods", Arc::new(PodsTable::new(Arc::clone(&store))))?;
-        Ok(Db { store, ctx })
+        let full = Session::new(Arc::clone(&store), &options.session, Access::full())?;
+        Ok(Db {
+            store,
+            session_options: options.session,
+            full,
+        })
+    }
+
+    /// A SQL session with its own access: the rows it may see (every table scan filters
+    /// them, whatever the SQL) and whether it may write. Servers open one per principal.
+    pub fn open_session(&self, access: Access) -> Result<Session> {
+        Session::new(Arc::clone(&self.store), &self.session_options, access)
     }
 
     /// Writes one batch of `kind`; returns once it is durable and visible to queries.
@@ -89,16 +92,12 @@ impl Db {
     /// functions; see `docs/sql.md`). Two more statements manage the store: `FLUSH` writes hot rows to
     /// segments, `COMPACT` merges small segments; each returns one row of counts.
     pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        if let Some(command) = StoreCommand::parse(sql) {
-            return self.run_command(command).await;
-        }
-        let frame = self.frame(sql).await?;
-        Ok(frame.execute_stream().await?)
+        self.full.sql(sql).await
     }
 
     /// Plans one SQL statement (temporal extensions included) without running it.
     pub async fn frame(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
-        Ok(vigil_query::sql::sql(&self.ctx, sql).await?)
+        Ok(vigil_query::sql::sql(self.full.context(), sql).await?)
     }
 
     /// Runs one SQL statement and collects its result.
@@ -124,7 +123,7 @@ impl Db {
 
     /// The DataFusion session, to register more tables or functions.
     pub fn session(&self) -> &SessionContext {
-        &self.ctx
+        self.full.context()
     }
 
     /// The Arrow schema of a kind's table.
@@ -136,64 +135,5 @@ impl Db {
     /// already; closing only ends the threads. Dropping a `Db` does the same.
     pub fn close(self) -> Result<()> {
         Ok(self.store.close()?)
-    }
-
-    async fn run_command(&self, command: StoreCommand) -> Result<SendableRecordBatchStream> {
-        let store = Arc::clone(&self.store);
-        let (names, values): (Vec<&str>, Vec<u64>) =
-            tokio::task::spawn_blocking(move || -> Result<_> {
-                Ok(match command {
-                    StoreCommand::Flush => {
-                        let s = store.flush()?;
-                        (
-                            vec!["segments_written", "rows_flushed"],
-                            vec![s.segments as u64, s.rows],
-                        )
-                    }
-                    StoreCommand::Compact => {
-                        let s = store.compact()?;
-                        (
-                            vec!["segments_merged", "segments_written", "rows_compacted"],
-                            vec![s.inputs as u64, s.outputs as u64, s.rows],
-                        )
-                    }
-                })
-            })
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))??;
-        let schema = Arc::new(Schema::new(
-            names
-                .iter()
-                .map(|n| Field::new(*n, DataType::UInt64, false))
-                .collect::<Vec<_>>(),
-        ));
-        let columns = values
-            .into_iter()
-            .map(|v| Arc::new(UInt64Array::from(vec![v])) as _)
-            .collect();
-        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        let stream = futures::stream::iter(vec![Ok(batch)]);
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
-    }
-}
-
-/// Store-management statements understood before SQL parsing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StoreCommand {
-    Flush,
-    Compact,
-}
-
-impl StoreCommand {
-    fn parse(sql: &str) -> Option<StoreCommand> {
-        let text = sql.trim().trim_end_matches(';').trim();
-        if text.eq_ignore_ascii_case("FLUSH") {
-            Some(StoreCommand::Flush)
-        } else if text.eq_ignore_ascii_case("COMPACT") {
-            Some(StoreCommand::Compact)
-        } else {
-            None
-        }
     }
 }

@@ -22,6 +22,11 @@ pub enum EngineError {
     #[error("{}", describe(.0))]
     Sql(#[from] DataFusionError),
 
+    /// The session may not run this statement (it only reads, or only sees some
+    /// namespaces).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+
     /// A blocking task (a write or flush run off the async runtime) did not finish.
     #[error("background task failed: {0}")]
     Task(String),
@@ -35,6 +40,7 @@ impl EngineError {
             EngineError::Storage(e) => e.is_user_error(),
             EngineError::Query(_) => true,
             EngineError::Sql(e) => is_user_datafusion_error(e),
+            EngineError::NotAllowed(_) => true,
             EngineError::Task(_) => false,
         }
     }

@@ -52,12 +52,15 @@
 mod db;
 pub mod error;
 pub mod options;
+pub mod session;
 pub mod table;
 
 pub use db::Db;
 pub use error::{EngineError, Result};
 pub use options::DbOptions;
-pub use vigil_query::SessionOptions;
+pub use session::{Access, Planned, QueryLimits, Session, StoreCommand};
+pub use table::Visibility;
+pub use vigil_query::{QueryError, SessionOptions};
 pub use vigil_storage::schema;
 pub use vigil_storage::{
     Clock, CompactionStats, Durability, FlushStats, ManualClock, PodObservation, PodVersion,

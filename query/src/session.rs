@@ -45,6 +45,8 @@ pub fn session_config(options: &SessionOptions) -> SessionConfig {
     let opts = config.options_mut();
     opts.execution.time_zone = Some("UTC".to_string());
     opts.execution.parquet.schema_force_view_types = false;
+    // Planning errors carry the line and column of the SQL they are about.
+    opts.sql_parser.collect_spans = true;
     config
 }
 

@@ -99,6 +99,22 @@ pub enum Command {
         #[arg(long)]
         http_addr: Option<std::net::SocketAddr>,
     },
+    /// Make a new bearer token: prints the secret (give it to the client) and the
+    /// `[[auth.tokens]]` entry for the config file (which holds only its SHA-256).
+    Token {
+        /// The token's name, shown in logs and errors.
+        #[arg(long)]
+        name: String,
+        /// What it may do: ingest, query, admin (repeat or separate with commas).
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Restrict its queries to these namespaces (repeat or separate with commas).
+        #[arg(long = "namespace", value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// An RFC 3339 instant after which the token is refused.
+        #[arg(long)]
+        expires: Option<String>,
+    },
     /// Write a seeded synthetic cluster's telemetry to files, one per kind, for `vigil import`.
     Generate {
         /// Directory for `metrics.parquet`, `logs.parquet`, ...
@@ -147,6 +163,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(addr) = http_addr {
                 config.listen.http = addr;
             }
+            config.check()?;
             init_logging(&config.log.level);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -166,6 +183,32 @@ fn run_tool(command: Command) -> Result<ExitCode> {
     match command {
         // `run` starts the server itself, with its own logging.
         Command::Serve { .. } => Ok(ExitCode::FAILURE),
+        Command::Token {
+            name,
+            scopes,
+            namespaces,
+            expires,
+        } => {
+            let secret = crate::serve::auth::new_secret();
+            let mut entry = format!(
+                "[[auth.tokens]]\nname = {}\nsha256 = \"{}\"\nscopes = {}\n",
+                toml_string(&name),
+                crate::serve::auth::hash_secret(&secret),
+                toml_list(&scopes)
+            );
+            if !namespaces.is_empty() {
+                entry.push_str(&format!("namespaces = {}\n", toml_list(&namespaces)));
+            }
+            if let Some(expires) = expires {
+                entry.push_str(&format!("expires = {}\n", toml_string(&expires)));
+            }
+            // The entry must load: a bad scope or date is reported now, not at start-up.
+            crate::serve::config::Config::parse(&entry)?;
+            println!("# secret for {name} (shown once; send as `authorization: Bearer <secret>`):");
+            println!("# {secret}");
+            print!("{entry}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo {
             data_dir,
             pods,
@@ -270,4 +313,13 @@ fn open(dir: &std::path::Path, durability: Durability) -> Result<Db> {
         ..DbOptions::default()
     };
     Db::open_with(dir, options).with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn toml_list(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| toml_string(s)).collect();
+    format!("[{}]", parts.join(", "))
 }

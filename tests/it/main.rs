@@ -1,5 +1,6 @@
 //! vigil's workspace-level integration tests: one binary, one module per subject.
 
+mod access;
 mod architecture;
 mod bad_input;
 mod crash;

@@ -16,18 +16,29 @@ use vigil_storage::{SignalKind, Store};
 
 use crate::table::insert::StoreSink;
 use crate::table::scan::{scan_kind, string_columns};
-use crate::table::{ScanSummary, VigilScanExec, inexact, scan_filter};
+use crate::table::{ScanSummary, VigilScanExec, Visibility, inexact, scan_filter};
 
 /// The table of one signal kind (`metrics`, `logs`, `spans`, `audit`, `events`).
 #[derive(Debug)]
 pub struct KindTable {
     kind: SignalKind,
     store: Arc<Store>,
+    visibility: Visibility,
 }
 
 impl KindTable {
     pub fn new(kind: SignalKind, store: Arc<Store>) -> Self {
-        KindTable { kind, store }
+        KindTable {
+            kind,
+            store,
+            visibility: Visibility::all(),
+        }
+    }
+
+    /// The same table showing only the rows `visibility` allows.
+    pub fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
     }
 }
 
@@ -55,23 +66,31 @@ impl TableProvider for KindTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let filter = scan_filter(filters, &string_columns(self.kind));
-        let version = self.store.version();
-        let scan = scan_kind(
-            state,
-            &self.store,
-            &version,
-            self.kind,
-            &filter,
-            filters,
-            projection,
-        )?;
         let mut summary = ScanSummary {
             table: self.kind.table_name().to_string(),
             ..Default::default()
         };
-        summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
-        Ok(Arc::new(VigilScanExec::new(summary, scan.plan)))
+        let version = self.store.version();
+        let plan = self.visibility.scan(
+            &kind_schema(self.kind),
+            projection,
+            filters,
+            |filters, projection| {
+                let filter = scan_filter(filters, &string_columns(self.kind));
+                let scan = scan_kind(
+                    state,
+                    &self.store,
+                    &version,
+                    self.kind,
+                    &filter,
+                    filters,
+                    projection,
+                )?;
+                summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
+                Ok(scan.plan)
+            },
+        )?;
+        Ok(Arc::new(VigilScanExec::new(summary, plan)))
     }
 
     async fn insert_into(
@@ -84,6 +103,11 @@ impl TableProvider for KindTable {
             return not_impl_err!(
                 "{} is append-only: {insert_op} is not supported",
                 self.kind.table_name()
+            );
+        }
+        if self.visibility.allowed().is_some() {
+            return datafusion::common::plan_err!(
+                "a session restricted to some namespaces cannot insert"
             );
         }
         let sink = StoreSink::new(self.kind, Arc::clone(&self.store));

@@ -7,6 +7,7 @@ mod kind;
 mod pods;
 mod scan;
 mod signals;
+mod visibility;
 
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use vigil_query::{ColumnRoles, analyze};
@@ -17,6 +18,7 @@ pub use kind::KindTable;
 pub use pods::{PODS_SCHEMA, PodsTable};
 pub use scan::pod_ts_ordering;
 pub use signals::SignalsTable;
+pub use visibility::Visibility;
 
 pub(crate) fn scan_filter(filters: &[Expr], strings: &[&str]) -> ScanFilter {
     let c = analyze(

@@ -18,6 +18,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use vigil_storage::schema::{string_map_type, ts_type};
 use vigil_storage::{PodVersion, Store};
 
+use crate::table::Visibility;
+
 /// The columns of `pods`, documented in `docs/schema.md`.
 pub static PODS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
@@ -46,11 +48,21 @@ pub static PODS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 #[derive(Debug)]
 pub struct PodsTable {
     store: Arc<Store>,
+    visibility: Visibility,
 }
 
 impl PodsTable {
     pub fn new(store: Arc<Store>) -> Self {
-        PodsTable { store }
+        PodsTable {
+            store,
+            visibility: Visibility::all(),
+        }
+    }
+
+    /// The same table showing only the pods `visibility` allows.
+    pub fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
     }
 }
 
@@ -164,7 +176,9 @@ impl TableProvider for PodsTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = to_batch(&self.store.pod_history())?;
+        let mut history = self.store.pod_history();
+        history.retain(|v| self.visibility.sees(Some(&v.namespace)));
+        let batch = to_batch(&history)?;
         let table = MemTable::try_new(Arc::clone(&PODS_SCHEMA), vec![vec![batch]])?;
         table.scan(state, projection, filters, limit).await
     }

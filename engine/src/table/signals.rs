@@ -19,17 +19,27 @@ use vigil_storage::schema::{KIND_COLUMN, kind_schema, signals_schema};
 use vigil_storage::{ScanFilter, SignalKind, Store};
 
 use crate::table::scan::{scan_kind, string_columns};
-use crate::table::{ScanSummary, VigilScanExec, inexact, scan_filter};
+use crate::table::{ScanSummary, VigilScanExec, Visibility, inexact, scan_filter};
 
 /// `signals`: every kind in one wide table, with a `kind` column.
 #[derive(Debug)]
 pub struct SignalsTable {
     store: Arc<Store>,
+    visibility: Visibility,
 }
 
 impl SignalsTable {
     pub fn new(store: Arc<Store>) -> Self {
-        SignalsTable { store }
+        SignalsTable {
+            store,
+            visibility: Visibility::all(),
+        }
+    }
+
+    /// The same table showing only the rows `visibility` allows.
+    pub fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
     }
 }
 
@@ -57,6 +67,40 @@ impl TableProvider for SignalsTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut summary = ScanSummary {
+            table: "signals".to_string(),
+            ..Default::default()
+        };
+        let plan = self.visibility.scan(
+            &signals_schema(),
+            projection,
+            filters,
+            |filters, projection| self.scan_kinds(state, projection, filters, &mut summary),
+        )?;
+        Ok(Arc::new(VigilScanExec::new(summary, plan)))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        _input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan_err!(
+            "signals is the read-only union of all kinds; insert into metrics, logs, spans, audit or events"
+        )
+    }
+}
+
+impl SignalsTable {
+    /// The union of every kind's scan, each projected to the wide schema.
+    fn scan_kinds(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        summary: &mut ScanSummary,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let wide = signals_schema();
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -64,10 +108,6 @@ impl TableProvider for SignalsTable {
         };
         let output = Arc::new(wide.project(&wanted)?);
         let version = self.store.version();
-        let mut summary = ScanSummary {
-            table: "signals".to_string(),
-            ..Default::default()
-        };
         let mut inputs = Vec::new();
         for kind in SignalKind::ALL {
             let kind_fields = kind_schema(kind);
@@ -141,21 +181,9 @@ impl TableProvider for SignalsTable {
                 Arc::new(ProjectionExec::try_new(exprs, scan.plan)?) as Arc<dyn ExecutionPlan>
             );
         }
-        let plan: Arc<dyn ExecutionPlan> = match inputs.len() {
+        Ok(match inputs.len() {
             0 => Arc::new(EmptyExec::new(output)),
             _ => UnionExec::try_new(inputs)?,
-        };
-        Ok(Arc::new(VigilScanExec::new(summary, plan)))
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        _input: Arc<dyn ExecutionPlan>,
-        _insert_op: InsertOp,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan_err!(
-            "signals is the read-only union of all kinds; insert into metrics, logs, spans, audit or events"
-        )
+        })
     }
 }

@@ -17,6 +17,104 @@ pub struct Config {
     pub ingest: Ingest,
     pub storage: Storage,
     pub log: Log,
+    pub auth: Auth,
+    /// TLS for both ports; absent means plain TCP.
+    pub tls: Option<Tls>,
+    pub query: Query,
+}
+
+/// Who may use the server. With no token configured every request is anonymous and may do
+/// everything, so the server then listens on loopback addresses only (unless
+/// `allow_unauthenticated_remote`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub tokens: Vec<TokenConfig>,
+    /// Serve non-loopback addresses without any token: anyone who can connect may ingest
+    /// and query.
+    pub allow_unauthenticated_remote: bool,
+}
+
+/// What a token may do. `admin` includes `query` and `ingest`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send telemetry: OTLP over gRPC and HTTP, the audit webhook.
+    Ingest,
+    /// Read-only SQL: Flight SQL and `/api/v1/sql`.
+    Query,
+    /// Everything, SQL that writes, creates tables or touches files included, and `/metrics`.
+    Admin,
+}
+
+/// One bearer token. Only the SHA-256 of the secret is in the file (`vigil token new`
+/// prints both).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Shown in logs and errors; never the secret.
+    pub name: String,
+    /// Hex SHA-256 of the secret.
+    pub sha256: String,
+    pub scopes: Vec<Scope>,
+    /// When set, every query of this token sees only rows of these namespaces.
+    pub namespaces: Option<Vec<String>>,
+    /// RFC 3339 instant after which the token is refused.
+    pub expires: Option<String>,
+}
+
+/// Certificate and key (PEM) for both ports, and optionally the CA of client certificates.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// PEM bundle of CAs whose client certificates are accepted.
+    pub client_ca: Option<PathBuf>,
+    /// Refuse connections without a client certificate signed by `client_ca`.
+    #[serde(default)]
+    pub require_client_cert: bool,
+}
+
+/// Limits of SQL served over the network (Flight SQL and HTTP).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Query {
+    /// Queries running at once; more wait in a queue.
+    pub max_concurrent: usize,
+    /// Queries waiting for a slot; beyond it a query is refused as busy.
+    pub max_queued: usize,
+    /// Seconds a query may take, waiting and streaming included.
+    pub timeout_seconds: u64,
+    /// Bytes one query's sorts, joins and aggregates may hold.
+    pub memory_limit_bytes: u64,
+    /// Rows `/api/v1/sql` returns when the request gives no `limit`.
+    pub http_default_limit: usize,
+    /// The largest `limit` `/api/v1/sql` accepts.
+    pub http_max_rows: usize,
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Ingest => "ingest",
+            Scope::Query => "query",
+            Scope::Admin => "admin",
+        })
+    }
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            max_concurrent: 4,
+            max_queued: 64,
+            timeout_seconds: 300,
+            memory_limit_bytes: 2 << 30,
+            http_default_limit: 10_000,
+            http_max_rows: 1_000_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -70,6 +168,9 @@ impl Default for Config {
             ingest: Ingest::default(),
             storage: Storage::default(),
             log: Log::default(),
+            auth: Auth::default(),
+            tls: None,
+            query: Query::default(),
         }
     }
 }
@@ -123,7 +224,8 @@ impl Config {
         Ok(config)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks the settings together (run again after command-line overrides).
+    pub fn check(&self) -> Result<()> {
         if self.ingest.max_request_bytes == 0 {
             bail!("ingest.max_request_bytes must be more than 0");
         }
@@ -137,9 +239,93 @@ impl Config {
         if self.listen.grpc == self.listen.http {
             bail!("listen.grpc and listen.http are both {}", self.listen.grpc);
         }
+        self.check_auth()?;
+        self.check_query()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             anyhow::anyhow!("log.level {:?} is not a valid filter: {e}", self.log.level)
         })?;
+        Ok(())
+    }
+}
+
+impl Config {
+    fn check_auth(&self) -> Result<()> {
+        let auth = &self.auth;
+        let mut names = std::collections::BTreeSet::new();
+        let mut hashes = std::collections::BTreeSet::new();
+        for (i, t) in auth.tokens.iter().enumerate() {
+            let at = format!("auth.tokens[{i}] ({:?})", t.name);
+            if t.name.trim().is_empty() {
+                bail!("auth.tokens[{i}]: name is empty");
+            }
+            if !names.insert(t.name.as_str()) {
+                bail!("{at}: another token has the same name");
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "{at}: sha256 must be 64 hex digits (the SHA-256 of the secret; `vigil token new` prints it)"
+                );
+            }
+            if !hashes.insert(t.sha256.to_ascii_lowercase()) {
+                bail!("{at}: another token has the same sha256");
+            }
+            if t.scopes.is_empty() {
+                bail!("{at}: scopes is empty; give at least one of ingest, query, admin");
+            }
+            if t.scopes.contains(&Scope::Admin) && t.namespaces.is_some() {
+                bail!(
+                    "{at}: an admin token cannot be restricted to namespaces (admin SQL can write any namespace)"
+                );
+            }
+            if let Some(ns) = &t.namespaces
+                && ns.iter().any(|n| n.trim().is_empty())
+            {
+                bail!("{at}: namespaces contains an empty name");
+            }
+            if let Some(expires) = &t.expires {
+                chrono::DateTime::parse_from_rfc3339(expires).map_err(|e| {
+                    anyhow::anyhow!("{at}: expires {expires:?} is not an RFC 3339 instant: {e}")
+                })?;
+            }
+        }
+        let loopback = self.listen.grpc.ip().is_loopback() && self.listen.http.ip().is_loopback();
+        if auth.tokens.is_empty() && !loopback && !auth.allow_unauthenticated_remote {
+            bail!(
+                "no [[auth.tokens]] configured, so anyone who connects could ingest and query: \
+                 listen.grpc ({}) and listen.http ({}) must be loopback addresses, or add tokens, \
+                 or set auth.allow_unauthenticated_remote = true",
+                self.listen.grpc,
+                self.listen.http
+            );
+        }
+        if let Some(tls) = &self.tls
+            && tls.require_client_cert
+            && tls.client_ca.is_none()
+        {
+            bail!("tls.require_client_cert needs tls.client_ca");
+        }
+        Ok(())
+    }
+
+    fn check_query(&self) -> Result<()> {
+        let q = &self.query;
+        for (name, value) in [
+            ("max_concurrent", q.max_concurrent as u64),
+            ("timeout_seconds", q.timeout_seconds),
+            ("memory_limit_bytes", q.memory_limit_bytes),
+            ("http_default_limit", q.http_default_limit as u64),
+        ] {
+            if value == 0 {
+                bail!("query.{name} must be more than 0");
+            }
+        }
+        if q.http_default_limit > q.http_max_rows {
+            bail!(
+                "query.http_default_limit ({}) must be at most query.http_max_rows ({})",
+                q.http_default_limit,
+                q.http_max_rows
+            );
+        }
         Ok(())
     }
 }
@@ -152,7 +338,8 @@ mod tests {
     fn every_key_has_a_default_and_a_file_overrides_some() {
         assert_eq!(Config::parse("").unwrap(), Config::default());
         let c = Config::parse(
-            "data_dir = \"/tmp/x\"\n[listen]\ngrpc = \"0.0.0.0:9000\"\n[storage]\ndurability = \"buffered\"\n",
+            "data_dir = \"/tmp/x\"\n[listen]\ngrpc = \"0.0.0.0:9000\"\n[storage]\ndurability = \"buffered\"\n\
+             [auth]\nallow_unauthenticated_remote = true\n",
         )
         .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
@@ -184,5 +371,66 @@ mod tests {
                 .unwrap_err()
         );
         assert!(e.contains("max_inflight_bytes"), "{e}");
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn tokens_are_checked_and_bad_ones_named() {
+        let ok = Config::parse(&format!(
+            "[listen]\ngrpc = \"0.0.0.0:1\"\nhttp = \"0.0.0.0:2\"\n\
+             [[auth.tokens]]\nname = \"grafana\"\nsha256 = \"{HASH}\"\nscopes = [\"query\"]\n\
+             namespaces = [\"shop\"]\nexpires = \"2030-01-01T00:00:00Z\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.auth.tokens[0].scopes, vec![Scope::Query]);
+        for (text, named) in [
+            (
+                "[[auth.tokens]]\nname = \"a\"\nsha256 = \"abc\"\nscopes = [\"query\"]\n"
+                    .to_string(),
+                "sha256",
+            ),
+            (
+                format!(
+                    "[[auth.tokens]]\nname = \"a\"\nsha256 = \"{HASH}\"\nscopes = [\"root\"]\n"
+                ),
+                "root",
+            ),
+            (
+                format!("[[auth.tokens]]\nname = \"a\"\nsha256 = \"{HASH}\"\nscopes = []\n"),
+                "scopes",
+            ),
+            (
+                format!(
+                    "[[auth.tokens]]\nname = \"a\"\nsha256 = \"{HASH}\"\nscopes = [\"admin\"]\nnamespaces = [\"x\"]\n"
+                ),
+                "admin",
+            ),
+            (
+                format!(
+                    "[[auth.tokens]]\nname = \"a\"\nsha256 = \"{HASH}\"\nscopes = [\"query\"]\nexpires = \"tomorrow\"\n"
+                ),
+                "tomorrow",
+            ),
+            (
+                format!(
+                    "[[auth.tokens]]\nname = \"a\"\nsha256 = \"{HASH}\"\nscopes = [\"query\"]\n[[auth.tokens]]\nname = \"a\"\nsha256 = \"{}\"\nscopes = [\"query\"]\n",
+                    HASH.replace('9', "8")
+                ),
+                "same name",
+            ),
+            ("[listen]\ngrpc = \"0.0.0.0:1\"\n".to_string(), "loopback"),
+            (
+                "[query]\ntimeout_seconds = 0\n".to_string(),
+                "timeout_seconds",
+            ),
+            (
+                "[tls]\ncert = \"c\"\nkey = \"k\"\nrequire_client_cert = true\n".to_string(),
+                "client_ca",
+            ),
+        ] {
+            let e = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(e.contains(named), "{text}: {e}");
+        }
     }
 }

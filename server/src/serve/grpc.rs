@@ -23,9 +23,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 use vigil_ingest::otlp;
 
+use super::auth::Authenticator;
+use super::config::Scope;
 use super::pipeline::{Accepted, Pipeline, Refusal, now_ns};
 
 /// The three OTLP services over one pipeline.
@@ -127,27 +130,41 @@ impl TraceService for Otlp {
 }
 
 /// The services, with gzip accepted and the request size limit applied.
-pub fn routes(pipeline: Arc<Pipeline>) -> Routes {
+pub fn routes(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>) -> Routes {
     let limit = usize::try_from(pipeline.limits().max_request_bytes).unwrap_or(usize::MAX);
     let otlp = Otlp { pipeline };
-    Routes::new(
+    let ingest = move |request: Request<()>| -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes());
+        match auth.authorize(header, Scope::Ingest, now_ns()) {
+            Ok(_) => Ok(request),
+            Err(e) if e.is_unauthenticated() => Err(Status::unauthenticated(e.to_string())),
+            Err(e) => Err(Status::permission_denied(e.to_string())),
+        }
+    };
+    Routes::new(InterceptedService::new(
         MetricsServiceServer::new(otlp.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(limit),
-    )
-    .add_service(
+        ingest.clone(),
+    ))
+    .add_service(InterceptedService::new(
         LogsServiceServer::new(otlp.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(limit),
-    )
-    .add_service(
+        ingest.clone(),
+    ))
+    .add_service(InterceptedService::new(
         TraceServiceServer::new(otlp)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(limit),
-    )
+        ingest,
+    ))
 }
 
 /// tonic answers a request that is not valid protobuf with INTERNAL (as gRPC's status-code

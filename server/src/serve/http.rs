@@ -5,12 +5,12 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
@@ -23,7 +23,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use vigil_ingest::otlp::{self, Encoding, Signal};
 
+use super::auth::Authenticator;
+use super::config::Scope;
 use super::pipeline::{Accepted, Pipeline, Refusal, now_ns};
+use super::queries::Queries;
+use super::sql_api;
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
@@ -40,19 +44,72 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
-pub fn router(pipeline: Arc<Pipeline>) -> Router {
+pub fn router(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>, queries: Arc<Queries>) -> Router {
     // The raw body limit; a gzip body is checked again after decompression.
     let limit = usize::try_from(pipeline.limits().max_request_bytes).unwrap_or(usize::MAX);
-    Router::new()
+    let guard =
+        |scope: Option<Scope>| middleware::from_fn_with_state((Arc::clone(&auth), scope), require);
+    let ingest = Router::new()
         .route("/v1/metrics", post(metrics))
         .route("/v1/logs", post(logs))
         .route("/v1/traces", post(traces))
         .route("/v1/audit", post(audit))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+        .route_layer(guard(Some(Scope::Ingest)));
+    let operate = Router::new()
         .route("/metrics", get(prometheus))
-        .layer(DefaultBodyLimit::max(limit))
+        .route_layer(guard(Some(Scope::Admin)))
+        .route("/readyz", get(readyz))
+        .route_layer(guard(None));
+    let sql = Router::new()
+        .route("/api/v1/sql", post(sql_api::sql))
+        .route_layer(guard(Some(Scope::Query)))
+        .with_state(queries);
+    Router::new()
+        .merge(ingest)
+        .merge(operate)
         .with_state(pipeline)
+        .merge(sql)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(DefaultBodyLimit::max(limit))
+}
+
+/// Lets a request through when its bearer token grants `scope` (or, with `None`, is any
+/// valid token), with the caller in the request's extensions.
+async fn require(
+    State((auth, scope)): State<(Arc<Authenticator>, Option<Scope>)>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let checked = match scope {
+        Some(scope) => auth.authorize(header, scope, now_ns()),
+        None => auth.authenticate(header, now_ns()),
+    };
+    match checked {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(e) => {
+            let (status, code) = if e.is_unauthenticated() {
+                (StatusCode::UNAUTHORIZED, "unauthenticated")
+            } else {
+                (StatusCode::FORBIDDEN, "forbidden")
+            };
+            let body = serde_json::json!({"error": {"code": code, "message": e.to_string()}});
+            let mut response = (status, axum::Json(body)).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"vigil\""),
+                );
+            }
+            response
+        }
+    }
 }
 
 async fn readyz(State(p): State<Arc<Pipeline>>) -> Response {

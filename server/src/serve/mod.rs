@@ -1,11 +1,17 @@
-//! `vigil serve`: the network server. One gRPC port (OTLP) and one HTTP port (OTLP/HTTP, the
-//! audit webhook, health, metrics) in front of one embedded store.
+//! `vigil serve`: the network server. One gRPC port (OTLP, Arrow Flight SQL) and one HTTP
+//! port (OTLP/HTTP, the audit webhook, the SQL API, health, metrics) in front of one embedded
+//! store, with bearer tokens on every endpoint but `/healthz` and optional TLS on both.
 
+pub mod auth;
 pub mod config;
+mod flight;
 mod grpc;
 mod http;
 pub mod pipeline;
+mod queries;
+mod sql_api;
 mod telemetry;
+mod tls;
 
 use std::sync::Arc;
 
@@ -13,8 +19,11 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use vigil::{Db, DbOptions, Durability, StoreOptions};
 
+use auth::Authenticator;
 use config::{Config, DurabilitySetting};
+use flight::FlightSql;
 use pipeline::Pipeline;
+use queries::Queries;
 
 /// Runs the server until SIGTERM or Ctrl-C; returns once every acknowledged write is durable
 /// and the store is closed.
@@ -40,6 +49,19 @@ pub async fn serve(config: Config) -> Result<()> {
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let db = Arc::new(db);
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&db), config.ingest.clone()));
+    let auth = Arc::new(Authenticator::new(&db, &config.auth)?);
+    let queries = Arc::new(Queries::new(config.query.clone()));
+    if auth.is_open() {
+        tracing::warn!(
+            "no [[auth.tokens]] configured: every request may ingest, query and administer; \
+             add tokens before listening beyond loopback (docs/configuration.md)"
+        );
+    } else {
+        tracing::info!(
+            tokens = config.auth.tokens.len(),
+            "bearer tokens required on every endpoint but /healthz"
+        );
+    }
 
     let grpc_listener = TcpListener::bind(config.listen.grpc)
         .await
@@ -52,6 +74,7 @@ pub async fn serve(config: Config) -> Result<()> {
         grpc = %grpc_listener.local_addr()?,
         http = %http_listener.local_addr()?,
         durability = ?config.storage.durability,
+        tls = config.tls.is_some(),
         "vigil serving"
     );
 
@@ -62,20 +85,44 @@ pub async fn serve(config: Config) -> Result<()> {
 
     // Collectors send many concurrent exports over one connection: windows of HTTP/2's
     // 64 KiB default would serialise them; Nagle's algorithm would delay every answer.
-    let grpc = tonic::transport::Server::builder()
+    let mut grpc = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        grpc = grpc
+            .tls_config(tls::grpc_config(tls)?)
+            .context("TLS on the gRPC port")?;
+    }
+    let grpc = grpc
         .initial_connection_window_size(16 << 20)
         .initial_stream_window_size(2 << 20)
         .max_concurrent_streams(128)
         .layer(tower::util::MapResponseLayer::new(
             grpc::invalid_protobuf_is_invalid_argument::<tonic::body::Body>,
         ))
-        .add_routes(grpc::routes(Arc::clone(&pipeline)))
+        .add_routes(
+            grpc::routes(Arc::clone(&pipeline), Arc::clone(&auth))
+                .add_service(FlightSql::new(Arc::clone(&auth), Arc::clone(&queries)).server()),
+        )
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
             stopped(stop_rx.clone()),
         );
-    let http = axum::serve(http_listener, http::router(Arc::clone(&pipeline)))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let router = http::router(
+        Arc::clone(&pipeline),
+        Arc::clone(&auth),
+        Arc::clone(&queries),
+    );
+    let http = async {
+        match &config.tls {
+            Some(tls) => {
+                let tls = tls::http_config(tls)?;
+                serve_https(http_listener, router, tls, stopped(stop_rx.clone())).await
+            }
+            None => axum::serve(http_listener, router)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .await
+                .map_err(anyhow::Error::from),
+        }
+    };
 
     let signal_pipeline = Arc::clone(&pipeline);
     tokio::spawn(async move {
@@ -89,12 +136,62 @@ pub async fn serve(config: Config) -> Result<()> {
     grpc_result.context("gRPC server failed")?;
     http_result.context("HTTP server failed")?;
     drop(pipeline);
+    drop(auth);
     // Every response sent was for durable rows; closing only stops background work.
     match Arc::try_unwrap(db) {
         Ok(db) => tokio::task::spawn_blocking(move || db.close()).await??,
         Err(_) => tracing::warn!("store still referenced at shutdown; it closes when dropped"),
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `router` over TLS until `stop`, then lets open connections finish.
+async fn serve_https(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    tokio::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accepting a connection failed: {e}");
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            };
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let connection = builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
     Ok(())
 }
 

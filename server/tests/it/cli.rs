@@ -286,3 +286,37 @@ fn demo_finds_every_seed_attack_and_no_decoy() {
     );
     assert!(other.join("precious.txt").exists());
 }
+
+#[test]
+fn a_relative_data_dir_works_for_segments_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    run(&["generate", "--out", "data", "--pods", "5", "--hours", "0.1"]);
+    run(&[
+        "import",
+        "--data-dir",
+        "rel/store",
+        "--kind",
+        "metrics",
+        "data/metrics.parquet",
+    ]);
+    // The import flushed segments; reading them goes through the relative path.
+    let out = run(&[
+        "sql",
+        "--data-dir",
+        "rel/store",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM metrics",
+    ]);
+    let n: u64 = out.lines().nth(1).unwrap().parse().unwrap();
+    assert!(n > 0, "{out}");
+}

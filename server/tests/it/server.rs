@@ -40,11 +40,19 @@ impl Server {
             std::fs::write(&config_path, text).unwrap();
             cmd.arg("--config").arg(&config_path);
         }
+        let tls = config.is_some_and(|c| c.contains("[tls]"));
         let child = cmd.spawn().expect("start vigil serve");
         let server = Server { child, http, grpc };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = server.try_request("GET", "/readyz", &[], b"")
+            if tls {
+                // Plain HTTP gets no answer from a TLS port: wait for it to accept.
+                if TcpStream::connect(&server.http).is_ok()
+                    && TcpStream::connect(&server.grpc).is_ok()
+                {
+                    return server;
+                }
+            } else if let Ok(r) = server.try_request("GET", "/healthz", &[], b"")
                 && r.status == 200
             {
                 return server;
@@ -95,7 +103,7 @@ impl Server {
         let _ = stream.write_all(body);
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw)?;
-        Ok(Response::parse(&raw))
+        Response::parse(&raw).ok_or_else(|| std::io::Error::other("no HTTP response"))
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -123,18 +131,14 @@ pub struct Response {
 }
 
 impl Response {
-    fn parse(raw: &[u8]) -> Response {
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("HTTP response head");
+    fn parse(raw: &[u8]) -> Option<Response> {
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
         let mut lines = head.lines();
         let status = lines
             .next()
             .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
+            .and_then(|s| s.parse().ok())?;
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -146,11 +150,11 @@ impl Response {
         {
             body = dechunk(&body);
         }
-        Response {
+        Some(Response {
             status,
             headers,
             body,
-        }
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -26,6 +26,9 @@ use crate::version::{HotBatch, Version};
 pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
     options.validate()?;
     std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+    // Segment paths go to the query engine's object store, which reads absolute paths: a
+    // relative directory (`--data-dir store`) would be resolved against `/`.
+    let dir = &std::fs::canonicalize(dir).map_err(|e| StorageError::io(dir, e))?;
     let segments_dir = dir.join("segments");
     std::fs::create_dir_all(&segments_dir).map_err(|e| StorageError::io(&segments_dir, e))?;
     let kv = Kv::open(&dir.join("kv"), (options.flush_bytes * 2).max(64 << 20))?;

@@ -1,0 +1,292 @@
+//! [`Session`]: SQL on behalf of someone. A session sees the rows its [`Access`] allows and
+//! may run only the statements it allows; each query can carry its own memory limit.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::UInt64Array;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::{SQLOptions, SessionContext};
+use vigil_storage::{SignalKind, Store};
+
+use crate::error::{EngineError, Result};
+use crate::table::{KindTable, PodsTable, SignalsTable, Visibility};
+
+/// What a session may see and do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The rows every table scan yields.
+    pub visibility: Visibility,
+    /// May change the store or the session: `INSERT`, `COPY .. TO`, `CREATE`/`DROP`
+    /// (external tables and views included), `SET`, `PREPARE`, `FLUSH`, `COMPACT`. Without
+    /// it a session only reads (`SELECT`, `EXPLAIN`, `SHOW`, `DESCRIBE`).
+    pub writes: bool,
+}
+
+impl Access {
+    /// Everything: what the embedding program itself gets from [`crate::Db::sql`].
+    pub fn full() -> Self {
+        Access {
+            visibility: Visibility::all(),
+            writes: true,
+        }
+    }
+
+    /// Read-only SQL over the rows `visibility` allows.
+    pub fn read_only(visibility: Visibility) -> Self {
+        Access {
+            visibility,
+            writes: false,
+        }
+    }
+}
+
+/// Limits of one query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Bytes its sorts, joins and aggregates may hold (spilling where they can); `None`
+    /// shares the session's pool.
+    pub memory_limit: Option<usize>,
+}
+
+/// One statement, planned and checked against the session's [`Access`].
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// SQL planned by DataFusion, temporal extensions included.
+    Query(LogicalPlan),
+    /// `FLUSH` or `COMPACT`.
+    Command(StoreCommand),
+}
+
+impl Planned {
+    /// The schema of the result.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Planned::Query(plan) => Arc::clone(plan.schema().inner()),
+            Planned::Command(command) => command.schema(),
+        }
+    }
+
+    /// The types of the `$1`, `$2`.. parameters, by name, in order; `None` where the SQL
+    /// does not say.
+    pub fn parameters(&self) -> Result<Vec<(String, Option<DataType>)>> {
+        let Planned::Query(plan) = self else {
+            return Ok(Vec::new());
+        };
+        let mut params: Vec<(String, Option<DataType>)> =
+            plan.get_parameter_types()?.into_iter().collect();
+        params.sort_by_key(|(name, _)| parameter_position(name));
+        Ok(params)
+    }
+}
+
+/// `$3` sorts after `$2`, and named parameters after numbered ones.
+fn parameter_position(name: &str) -> (usize, String) {
+    match name.trim_start_matches('$').parse::<usize>() {
+        Ok(n) => (n, String::new()),
+        Err(_) => (usize::MAX, name.to_string()),
+    }
+}
+
+/// Store-management statements understood before SQL parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCommand {
+    /// Write every hot row into segments.
+    Flush,
+    /// Merge small segments.
+    Compact,
+}
+
+impl StoreCommand {
+    /// `FLUSH` or `COMPACT` (any case, optional `;`), or `None` for anything else.
+    pub fn parse(sql: &str) -> Option<StoreCommand> {
+        let text = sql.trim().trim_end_matches(';').trim();
+        if text.eq_ignore_ascii_case("FLUSH") {
+            Some(StoreCommand::Flush)
+        } else if text.eq_ignore_ascii_case("COMPACT") {
+            Some(StoreCommand::Compact)
+        } else {
+            None
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            StoreCommand::Flush => &["segments_written", "rows_flushed"],
+            StoreCommand::Compact => &["segments_merged", "segments_written", "rows_compacted"],
+        }
+    }
+
+    fn schema(self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns()
+                .iter()
+                .map(|n| Field::new(*n, DataType::UInt64, false))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn run(self, store: &Store) -> Result<Vec<u64>> {
+        Ok(match self {
+            StoreCommand::Flush => {
+                let s = store.flush()?;
+                vec![s.segments as u64, s.rows]
+            }
+            StoreCommand::Compact => {
+                let s = store.compact()?;
+                vec![s.inputs as u64, s.outputs as u64, s.rows]
+            }
+        })
+    }
+}
+
+/// SQL run with one [`Access`]: a DataFusion session whose tables show only the rows the
+/// access allows. Cheap to share behind an `Arc`; queries run concurrently.
+pub struct Session {
+    ctx: SessionContext,
+    store: Arc<Store>,
+    access: Access,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        options: &vigil_query::SessionOptions,
+        access: Access,
+    ) -> Result<Session> {
+        let ctx = vigil_query::new_context(options)?;
+        let visibility = &access.visibility;
+        for kind in SignalKind::ALL {
+            let table =
+                KindTable::new(kind, Arc::clone(&store)).with_visibility(visibility.clone());
+            ctx.register_table(kind.table_name(), Arc::new(table))?;
+        }
+        let signals = SignalsTable::new(Arc::clone(&store)).with_visibility(visibility.clone());
+        ctx.register_table("signals", Arc::new(signals))?;
+        let pods = PodsTable::new(Arc::clone(&store)).with_visibility(visibility.clone());
+        ctx.register_table("pods", Arc::new(pods))?;
+        Ok(Session { ctx, store, access })
+    }
+
+    /// What this session may see and do.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The DataFusion session, to register more tables or functions.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans one statement and checks it against the session's access.
+    pub async fn plan(&self, sql: &str) -> Result<Planned> {
+        if let Some(command) = StoreCommand::parse(sql) {
+            if !self.access.writes {
+                return Err(EngineError::NotAllowed(format!(
+                    "{command:?} changes the store; this session may only read"
+                )));
+            }
+            return Ok(Planned::Command(command));
+        }
+        let plan = vigil_query::sql::logical_plan(&self.ctx, sql).await?;
+        if !self.access.writes {
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+                .verify_plan(&plan)
+                .map_err(|e| EngineError::NotAllowed(read_only_message(&e.to_string())))?;
+        }
+        Ok(Planned::Query(plan))
+    }
+
+    /// Runs a planned statement with `params` bound to its placeholders, streaming the
+    /// result. Dropping the stream cancels the query.
+    pub async fn execute(
+        &self,
+        planned: Planned,
+        params: Option<ParamValues>,
+        limits: QueryLimits,
+    ) -> Result<SendableRecordBatchStream> {
+        let plan = match planned {
+            Planned::Command(command) => return self.run_command(command).await,
+            Planned::Query(plan) => plan,
+        };
+        let plan = match params {
+            Some(params) => plan.with_param_values(params)?,
+            None => plan,
+        };
+        let mut state = self.ctx.state();
+        if let Some(limit) = limits.memory_limit {
+            let pool = TrackConsumersPool::new(
+                GreedyMemoryPool::new(limit),
+                NonZeroUsize::new(3).expect("3 is not zero"),
+            );
+            let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+                .with_memory_pool(Arc::new(pool))
+                .build_arc()?;
+            state = SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime)
+                .build();
+        }
+        // DDL and SET change the context they run on: run those on the session itself.
+        let frame = if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            self.ctx.execute_logical_plan(plan).await?
+        } else {
+            DataFrame::new(state, plan)
+        };
+        Ok(frame.execute_stream().await?)
+    }
+
+    /// Plans and runs one statement.
+    pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let planned = self.plan(sql).await?;
+        self.execute(planned, None, QueryLimits::default()).await
+    }
+
+    async fn run_command(&self, command: StoreCommand) -> Result<SendableRecordBatchStream> {
+        let store = Arc::clone(&self.store);
+        let values = tokio::task::spawn_blocking(move || command.run(&store))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))??;
+        let schema = command.schema();
+        let columns = values
+            .into_iter()
+            .map(|v| Arc::new(UInt64Array::from(vec![v])) as _)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        let stream = futures::stream::iter(vec![Ok(batch)]);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// DataFusion's "DDL not supported: ..." in words that say why.
+fn read_only_message(datafusion: &str) -> String {
+    let what = datafusion
+        .trim_start_matches("Error during planning: ")
+        .split(':')
+        .next()
+        .unwrap_or("this statement")
+        .trim();
+    format!(
+        "{what}: this session may only read (SELECT, EXPLAIN, SHOW, DESCRIBE); statements that \
+         write, create tables, read or write files, or change settings need the admin scope"
+    )
+}

@@ -1,0 +1,220 @@
+//! A session restricted to some namespaces sees only their rows in every table, whatever the
+//! SQL (unions, subqueries, joins, the catalog); a read-only session cannot write, create
+//! tables, touch files or change settings; a query over its memory limit fails alone.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, RecordBatch};
+use futures::TryStreamExt;
+use vigil::{
+    Access, Db, EngineError, PodObservation, QueryLimits, Session, SignalKind, Visibility,
+};
+
+use crate::support::{count, open, runtime};
+
+const T0: i64 = 1_700_000_000_000_000_000;
+
+/// Four namespaces of metrics, half flushed to segments and half hot, plus pods.
+fn fill(db: &Db) {
+    let batch = |offset: i64| {
+        let mut ts = Vec::new();
+        let mut ns = Vec::new();
+        let mut pods = Vec::new();
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        for i in 0..400i64 {
+            ts.push(T0 + offset + i * 1_000_000_000);
+            ns.push(format!("ns-{}", i % 4));
+            pods.push(format!("pod-{}", i % 10));
+            names.push("container_cpu_usage_cores".to_string());
+            values.push(i as f64);
+        }
+        vigil_tests::metric_batch(ts, ns, pods, names, values)
+    };
+    db.write(SignalKind::Metric, &batch(0)).expect("write");
+    db.flush().expect("flush");
+    db.write(SignalKind::Metric, &batch(1_000_000_000_000))
+        .expect("write");
+    let observations: Vec<PodObservation> = (0..10)
+        .map(|i| PodObservation {
+            ts_ns: T0,
+            namespace: Some(format!("ns-{}", i % 4)),
+            pod: format!("pod-{i}"),
+            labels: Some(BTreeMap::new()),
+            source: "otlp".into(),
+            ..Default::default()
+        })
+        .collect();
+    db.observe_pods(&observations).expect("observe");
+}
+
+fn collect(session: &Session, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+    runtime().block_on(async {
+        let stream = session.sql(sql).await?;
+        Ok(stream.try_collect().await?)
+    })
+}
+
+fn scalar(session: &Session, sql: &str) -> i64 {
+    let batches = collect(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
+    let col =
+        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Int64).expect("cast");
+    col.as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("int64")
+        .value(0)
+}
+
+fn strings(session: &Session, sql: &str) -> Vec<String> {
+    let batches = collect(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = Vec::new();
+    for b in batches {
+        let col =
+            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).expect("cast");
+        let col = col
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("utf8");
+        out.extend((0..col.len()).map(|i| col.value(i).to_string()));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn a_namespace_scoped_session_sees_only_its_namespaces_whatever_the_sql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    fill(&db);
+    let scoped = db
+        .open_session(Access::read_only(Visibility::namespaces(["ns-1"])))
+        .expect("session");
+    let own = count(&db, "SELECT count(*) FROM metrics WHERE namespace = 'ns-1'");
+    assert_eq!(own, 200, "100 rows of ns-1 in segments, 100 hot");
+    assert_eq!(count(&db, "SELECT count(*) FROM metrics"), 800);
+
+    assert_eq!(scalar(&scoped, "SELECT count(*) FROM metrics"), own);
+    assert_eq!(scalar(&scoped, "SELECT count(*) FROM signals"), own);
+    for sql in [
+        "SELECT namespace FROM metrics",
+        "SELECT namespace FROM signals",
+        "SELECT namespace FROM pods",
+        // The SQL asks for other namespaces: it gets nothing of them.
+        "SELECT namespace FROM metrics WHERE namespace <> 'ns-1' OR namespace IS NULL \
+         UNION ALL SELECT 'ns-1'",
+        "SELECT namespace FROM (SELECT * FROM signals WHERE namespace IN ('ns-0', 'ns-2', 'ns-1'))",
+        "SELECT m.namespace FROM metrics m JOIN pods p ON m.pod = p.pod",
+        "SELECT namespace FROM metrics WHERE pod IN (SELECT pod FROM metrics WHERE namespace = 'ns-3') \
+         UNION SELECT 'ns-1'",
+    ] {
+        assert_eq!(strings(&scoped, sql), vec!["ns-1".to_string()], "{sql}");
+    }
+    // Rows of other namespaces are not there even through projections that drop the
+    // namespace column, or aggregates.
+    assert_eq!(
+        scalar(&scoped, "SELECT count(*) FROM metrics WHERE pod = 'pod-0'"),
+        0,
+        "pod-0 is in ns-0"
+    );
+    assert_eq!(
+        scalar(&scoped, "SELECT CAST(sum(value) AS BIGINT) FROM metrics"),
+        count(
+            &db,
+            "SELECT CAST(sum(value) AS BIGINT) FROM metrics WHERE namespace = 'ns-1'"
+        )
+    );
+    assert_eq!(
+        scalar(&scoped, "SELECT count(*) FROM pods"),
+        count(&db, "SELECT count(*) FROM pods WHERE namespace = 'ns-1'")
+    );
+    // The catalog lists tables, not rows; it works and shows the same tables.
+    assert!(
+        scalar(
+            &scoped,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'metrics'"
+        ) == 1
+    );
+    // No namespaces at all: nothing.
+    let none = db
+        .open_session(Access::read_only(Visibility::namespaces(
+            Vec::<String>::new(),
+        )))
+        .expect("session");
+    assert_eq!(scalar(&none, "SELECT count(*) FROM signals"), 0);
+}
+
+#[test]
+fn a_read_only_session_cannot_write_create_touch_files_or_change_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    fill(&db);
+    let reader = db
+        .open_session(Access::read_only(Visibility::all()))
+        .expect("session");
+    let out = dir.path().join("stolen.csv");
+    for sql in [
+        format!(
+            "COPY (SELECT * FROM metrics) TO '{}' STORED AS CSV",
+            out.display()
+        ),
+        "CREATE EXTERNAL TABLE etc STORED AS CSV LOCATION '/etc/passwd'".to_string(),
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "CREATE VIEW v AS SELECT * FROM metrics".to_string(),
+        "INSERT INTO metrics SELECT * FROM metrics".to_string(),
+        "DROP TABLE metrics".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+        "FLUSH".to_string(),
+        "COMPACT".to_string(),
+    ] {
+        match collect(&reader, &sql) {
+            Err(EngineError::NotAllowed(message)) => {
+                assert!(message.contains("only read"), "{sql}: {message}")
+            }
+            other => panic!("{sql}: expected NotAllowed, got {other:?}"),
+        }
+    }
+    assert!(!out.exists(), "COPY wrote a file");
+    assert_eq!(count(&db, "SELECT count(*) FROM metrics"), 800);
+    // Reading the local file system through a URL table is not available either.
+    assert!(collect(&reader, "SELECT * FROM '/etc/passwd'").is_err());
+    // Reads, EXPLAIN, SHOW and DESCRIBE work.
+    for sql in [
+        "SELECT count(*) FROM metrics",
+        "EXPLAIN SELECT * FROM metrics",
+        "SHOW TABLES",
+        "DESCRIBE metrics",
+    ] {
+        collect(&reader, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // The embedding program's own session may do all of it.
+    assert_eq!(count(&db, "FLUSH"), 1);
+}
+
+#[test]
+fn a_query_over_its_memory_limit_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    fill(&db);
+    let session = db
+        .open_session(Access::read_only(Visibility::all()))
+        .expect("session");
+    let rt = runtime();
+    let heavy = "SELECT a.ts, b.ts FROM metrics a JOIN metrics b ON a.pod <> b.pod ORDER BY a.value, b.value";
+    let result: Result<Vec<RecordBatch>, EngineError> = rt.block_on(async {
+        let planned = session.plan(heavy).await?;
+        let limits = QueryLimits {
+            memory_limit: Some(64 << 10),
+        };
+        let stream = session.execute(planned, None, limits).await?;
+        Ok(stream.try_collect().await?)
+    });
+    let e = result.expect_err("64 KiB is not enough");
+    assert!(
+        e.to_string().contains("Resources exhausted") || e.to_string().contains("memory"),
+        "{e}"
+    );
+    // The same session goes on, with and without limits.
+    assert_eq!(scalar(&session, "SELECT count(*) FROM metrics"), 800);
+}
