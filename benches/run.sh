@@ -6,13 +6,13 @@
 #
 # Knobs: PODS (default 6000), HOURS (6), NODES (100), COMPRESSION_HOURS (24), TEMPORAL_PODS (2000),
 # OTLP_REQUESTS (3000).
-# Run one part alone with PART=storage, PART=temporal or PART=serve.
+# Run one part alone with PART=storage, PART=temporal, PART=serve or PART=sql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
-python3 -c "import duckdb, chdb, pyarrow" 2>/dev/null || pip install -q duckdb chdb pyarrow
+python3 -c "import duckdb, chdb, pyarrow, adbc_driver_flightsql" 2>/dev/null || pip install -q duckdb chdb pyarrow adbc-driver-flightsql
 
 cargo build -q --release -p vigil-benches -p vigil-server --all-targets
 bench="$CARGO_TARGET_DIR/release/vigil-bench"
@@ -43,6 +43,16 @@ python3 benches/compare.py compression --file "$work/node_metrics.parquet"
 "$bench" pod-hour --dir "$work/store"
 "$bench" aggregate --dir "$work/store"
 python3 benches/compare.py aggregate --store "$work/store"
+fi
+
+# SQL served over the network: a 10-million-row Flight SQL stream (ADBC) against pyarrow
+# reading the same rows from DuckDB, then 32 Flight SQL clients running pod lookups and
+# dashboard aggregates for 60 s while 100,000 metric points/s arrive over OTLP.
+if [ "${PART:-all}" = all ] || [ "${PART:-all}" = sql ]; then
+[ -d "$work/sql-store" ] || "$bench" build --dir "$work/sql-store" --pods "${SQL_PODS:-1500}" --hours "${SQL_HOURS:-3}"
+python3 benches/flight_stream.py --vigil "$CARGO_TARGET_DIR/release/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
+"$CARGO_TARGET_DIR/release/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
+[ "${PART:-all}" = sql ] && exit 0
 fi
 
 # Temporal SQL: ASOF JOINs, the band join and MATCH_RECOGNIZE on 2,000 pods x 6 hours with a

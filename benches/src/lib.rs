@@ -1,5 +1,7 @@
 //! Shared set-up of vigil's benchmarks: the data (from `vigil-synth`) and store options.
 
+pub mod process;
+
 use std::path::Path;
 
 use arrow::array::RecordBatch;

@@ -8,7 +8,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use vigil_benches::process::{ServerProcess, peak_rss_kib, percentile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Signal {
@@ -62,6 +62,12 @@ struct Cli {
     /// Store directory (default: a temporary one).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Send to a server already running at this gRPC address instead of starting one.
+    #[arg(long)]
+    grpc_addr: Option<String>,
+    /// Requests per second over all clients (gRPC only); unpaced when absent.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 fn kv(k: &str, v: &str) -> KeyValue {
@@ -226,34 +232,6 @@ impl tonic::codec::Decoder for RawCodec {
     }
 }
 
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// One HTTP/1.1 keep-alive connection.
 struct Http {
     stream: BufReader<TcpStream>,
@@ -305,14 +283,6 @@ impl Http {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1e3
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let vigil = match &cli.vigil {
@@ -330,35 +300,15 @@ fn main() -> Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| tmp.path().join("store"));
-    let (grpc, http) = (
-        format!("127.0.0.1:{}", free_port()?),
-        format!("127.0.0.1:{}", free_port()?),
-    );
-    let child = Command::new(&vigil)
-        .args([
-            "serve",
-            "--grpc-addr",
-            &grpc,
-            "--http-addr",
-            &http,
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .env("VIGIL_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let _server = Server { child };
-    let ready = Instant::now();
-    while Http::connect(&http)
-        .and_then(|mut c| c.post("/readyz", "text/plain", b""))
-        .is_err()
-    {
-        if ready.elapsed() > Duration::from_secs(30) {
-            bail!("vigil serve did not start");
+    let (server, grpc, http) = match &cli.grpc_addr {
+        Some(grpc) => (None, grpc.clone(), String::new()),
+        None => {
+            let server = ServerProcess::start(&vigil, &data_dir, None)?;
+            let (grpc, http) = (server.grpc.clone(), server.http.clone());
+            (Some(server), grpc, http)
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    let pid = server.as_ref().map(ServerProcess::pid);
 
     // Build every body first: the generator's own cost is not measured.
     let bodies: Vec<Vec<u8>> = (0..cli.requests)
@@ -370,7 +320,7 @@ fn main() -> Result<()> {
         .collect();
     let body_bytes: usize = bodies.iter().map(Vec::len).sum();
     let bodies = Arc::new(bodies);
-    let rss_before = peak_rss_kib(pid);
+    let rss_before = pid.map(peak_rss_kib).unwrap_or(0);
 
     let started = Instant::now();
     let mut latencies: Vec<Duration> = match (cli.transport, cli.signal) {
@@ -428,12 +378,20 @@ fn main() -> Result<()> {
                     let bodies = Arc::clone(&bodies);
                     let channel = channel.clone();
                     let n = cli.concurrency;
+                    // Each client sends every `interval`, so that all of them together
+                    // keep the requested rate.
+                    let interval = cli.rate.map(|r| Duration::from_secs_f64(n as f64 / r));
                     tasks.push(tokio::spawn(async move {
                         // The pre-encoded body goes as it is, as over HTTP: the client's
                         // own protobuf encoding is not what is measured.
                         let mut grpc = tonic::client::Grpc::new(channel);
                         let mut lat = Vec::new();
+                        let mut next = tokio::time::Instant::now();
                         for body in bodies.iter().skip(w).step_by(n) {
+                            if let Some(interval) = interval {
+                                tokio::time::sleep_until(next).await;
+                                next += interval;
+                            }
                             let t = Instant::now();
                             grpc.ready().await?;
                             grpc.unary(
@@ -470,9 +428,10 @@ fn main() -> Result<()> {
         "p50_ms": percentile(&latencies, 0.5),
         "p99_ms": percentile(&latencies, 0.99),
         "max_ms": percentile(&latencies, 1.0),
-        "server_peak_rss_mb": peak_rss_kib(pid) as f64 / 1024.0,
+        "server_peak_rss_mb": pid.map(peak_rss_kib).unwrap_or(0) as f64 / 1024.0,
         "server_rss_before_mb": rss_before as f64 / 1024.0,
     });
     println!("{result}");
+    drop(server);
     Ok(())
 }
