@@ -32,6 +32,16 @@ done
 [ "${PART:-all}" = serve ] && exit 0
 fi
 
+# SQL served over the network: a 10-million-row Flight SQL stream (ADBC) against pyarrow
+# reading the same rows from DuckDB, then 32 Flight SQL clients running pod lookups and
+# dashboard aggregates for 60 s while 100,000 metric points/s arrive over OTLP.
+if [ "${PART:-all}" = all ] || [ "${PART:-all}" = sql ]; then
+[ -d "$work/sql-store" ] || "$bench" build --dir "$work/sql-store" --pods "${SQL_PODS:-1500}" --hours "${SQL_HOURS:-3}"
+python3 benches/flight_stream.py --vigil "$CARGO_TARGET_DIR/release/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
+"$CARGO_TARGET_DIR/release/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
+[ "${PART:-all}" = sql ] && exit 0
+fi
+
 if [ "${PART:-all}" != temporal ]; then
 "$bench" ingest --export "$work/ingest.parquet"
 python3 benches/compare.py ingest --file "$work/ingest.parquet"
@@ -43,16 +53,6 @@ python3 benches/compare.py compression --file "$work/node_metrics.parquet"
 "$bench" pod-hour --dir "$work/store"
 "$bench" aggregate --dir "$work/store"
 python3 benches/compare.py aggregate --store "$work/store"
-fi
-
-# SQL served over the network: a 10-million-row Flight SQL stream (ADBC) against pyarrow
-# reading the same rows from DuckDB, then 32 Flight SQL clients running pod lookups and
-# dashboard aggregates for 60 s while 100,000 metric points/s arrive over OTLP.
-if [ "${PART:-all}" = all ] || [ "${PART:-all}" = sql ]; then
-[ -d "$work/sql-store" ] || "$bench" build --dir "$work/sql-store" --pods "${SQL_PODS:-1500}" --hours "${SQL_HOURS:-3}"
-python3 benches/flight_stream.py --vigil "$CARGO_TARGET_DIR/release/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
-"$CARGO_TARGET_DIR/release/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
-[ "${PART:-all}" = sql ] && exit 0
 fi
 
 # Temporal SQL: ASOF JOINs, the band join and MATCH_RECOGNIZE on 2,000 pods x 6 hours with a

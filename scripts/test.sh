@@ -28,6 +28,13 @@ if ! python3 -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grp
         || pip install --quiet --break-system-packages opentelemetry-sdk opentelemetry-exporter-otlp
 fi
 
+# The Flight SQL test talks to the server with ADBC's Flight SQL driver (and pyarrow).
+if ! python3 -c "import adbc_driver_flightsql.dbapi, pyarrow" >/dev/null 2>&1; then
+    echo "installing adbc-driver-flightsql and pyarrow (the Flight SQL test uses them)"
+    python3 -m pip install --quiet adbc-driver-flightsql adbc-driver-manager pyarrow \
+        || pip install --quiet --break-system-packages adbc-driver-flightsql adbc-driver-manager pyarrow
+fi
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

@@ -52,6 +52,18 @@ fn is_user_datafusion_error(e: &DataFusionError) -> bool {
             true
         }
         DataFusionError::NotImplemented(_) => true,
+        // Errors the data and the SQL cause while running: casts, parsing, division by
+        // zero, bad arguments to functions.
+        DataFusionError::Execution(_) => true,
+        DataFusionError::ArrowError(e, _) => matches!(
+            e.as_ref(),
+            datafusion::arrow::error::ArrowError::CastError(_)
+                | datafusion::arrow::error::ArrowError::ParseError(_)
+                | datafusion::arrow::error::ArrowError::DivideByZero
+                | datafusion::arrow::error::ArrowError::ComputeError(_)
+                | datafusion::arrow::error::ArrowError::InvalidArgumentError(_)
+                | datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
+        ),
         DataFusionError::Context(_, inner) => is_user_datafusion_error(inner),
         DataFusionError::Diagnostic(_, inner) => is_user_datafusion_error(inner),
         DataFusionError::External(inner) => inner

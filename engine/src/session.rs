@@ -75,6 +75,21 @@ impl Planned {
         }
     }
 
+    /// True for statements that change the store or the session (DML, DDL, `COPY`, `SET`,
+    /// `FLUSH`, `COMPACT`...), false for queries.
+    pub fn changes_something(&self) -> bool {
+        match self {
+            Planned::Command(_) => true,
+            Planned::Query(plan) => matches!(
+                plan,
+                LogicalPlan::Dml(_)
+                    | LogicalPlan::Ddl(_)
+                    | LogicalPlan::Copy(_)
+                    | LogicalPlan::Statement(_)
+            ),
+        }
+    }
+
     /// The types of the `$1`, `$2`.. parameters, by name, in order; `None` where the SQL
     /// does not say.
     pub fn parameters(&self) -> Result<Vec<(String, Option<DataType>)>> {
@@ -170,6 +185,13 @@ impl Session {
         options: &vigil_query::SessionOptions,
         access: Access,
     ) -> Result<Session> {
+        if access.writes && access.visibility.allowed().is_some() {
+            return Err(EngineError::NotAllowed(
+                "a session restricted to some namespaces cannot also write: its DDL and COPY \
+                 could reach other namespaces' rows"
+                    .into(),
+            ));
+        }
         let ctx = vigil_query::new_context(options)?;
         let visibility = &access.visibility;
         for kind in SignalKind::ALL {
@@ -196,24 +218,45 @@ impl Session {
 
     /// Plans one statement and checks it against the session's access.
     pub async fn plan(&self, sql: &str) -> Result<Planned> {
-        if let Some(command) = StoreCommand::parse(sql) {
-            if !self.access.writes {
+        let planned = match StoreCommand::parse(sql) {
+            Some(command) => Planned::Command(command),
+            None => Planned::Query(vigil_query::sql::logical_plan(&self.ctx, sql).await?),
+        };
+        self.check(&planned)?;
+        Ok(planned)
+    }
+
+    /// Refuses what the session's access does not allow.
+    fn check(&self, planned: &Planned) -> Result<()> {
+        let plan = match planned {
+            Planned::Command(command) if !self.access.writes => {
                 return Err(EngineError::NotAllowed(format!(
                     "{command:?} changes the store; this session may only read"
                 )));
             }
-            return Ok(Planned::Command(command));
-        }
-        let plan = vigil_query::sql::logical_plan(&self.ctx, sql).await?;
+            Planned::Command(_) => return Ok(()),
+            Planned::Query(plan) => plan,
+        };
         if !self.access.writes {
             SQLOptions::new()
                 .with_allow_ddl(false)
                 .with_allow_dml(false)
                 .with_allow_statements(false)
-                .verify_plan(&plan)
+                .verify_plan(plan)
                 .map_err(|e| EngineError::NotAllowed(read_only_message(&e.to_string())))?;
         }
-        Ok(Planned::Query(plan))
+        // EXPLAIN shows how many segments and rows the whole store holds, and EXPLAIN ANALYZE
+        // counts rows before the namespace filter.
+        if self.access.visibility.allowed().is_some()
+            && matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
+        {
+            return Err(EngineError::NotAllowed(
+                "EXPLAIN shows counts of the whole store; a session restricted to some \
+                 namespaces cannot run it"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs a planned statement with `params` bound to its placeholders, streaming the
@@ -224,6 +267,7 @@ impl Session {
         params: Option<ParamValues>,
         limits: QueryLimits,
     ) -> Result<SendableRecordBatchStream> {
+        self.check(&planned)?;
         let plan = match planned {
             Planned::Command(command) => return self.run_command(command).await,
             Planned::Query(plan) => plan,

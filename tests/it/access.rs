@@ -136,6 +136,76 @@ fn a_namespace_scoped_session_sees_only_its_namespaces_whatever_the_sql() {
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'metrics'"
         ) == 1
     );
+    // Audit rows are visible only when the object acted on is in an allowed namespace too
+    // (or is cluster-scoped): a caller in ns-1 reading secrets in ns-2 shows nothing of ns-2.
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new(
+            "ts",
+            arrow::datatypes::DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Nanosecond,
+                Some("UTC".into()),
+            ),
+            false,
+        ),
+        arrow::datatypes::Field::new("namespace", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("pod", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("verb", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("object_namespace", arrow::datatypes::DataType::Utf8, true),
+    ]));
+    let audit = RecordBatch::try_new(
+        schema,
+        vec![
+            std::sync::Arc::new(
+                arrow::array::TimestampNanosecondArray::from(vec![T0, T0 + 1, T0 + 2, T0 + 3])
+                    .with_timezone("UTC"),
+            ),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec![
+                Some("ns-1"),
+                Some("ns-1"),
+                Some("ns-1"),
+                None,
+            ])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["pod-1"; 4])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["get"; 4])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec![
+                Some("ns-1"),
+                Some("ns-2"),
+                None,
+                Some("ns-1"),
+            ])),
+        ],
+    )
+    .expect("audit batch");
+    db.write(SignalKind::Audit, &audit).expect("write audit");
+    assert_eq!(
+        scalar(&scoped, "SELECT count(*) FROM audit"),
+        2,
+        "own object, and a cluster-scoped one"
+    );
+    assert_eq!(
+        strings(
+            &scoped,
+            "SELECT coalesce(object_namespace, '-') FROM signals WHERE kind = 'audit'"
+        ),
+        vec!["-".to_string(), "ns-1".to_string()]
+    );
+    // EXPLAIN would show counts of the whole store.
+    assert!(matches!(
+        collect(&scoped, "EXPLAIN ANALYZE SELECT * FROM metrics"),
+        Err(EngineError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        collect(&scoped, "EXPLAIN SELECT * FROM metrics"),
+        Err(EngineError::NotAllowed(_))
+    ));
+    // A restricted session cannot also write.
+    assert!(matches!(
+        db.open_session(Access {
+            visibility: Visibility::namespaces(["ns-1"]),
+            writes: true
+        }),
+        Err(EngineError::NotAllowed(_))
+    ));
     // No namespaces at all: nothing.
     let none = db
         .open_session(Access::read_only(Visibility::namespaces(
@@ -164,6 +234,8 @@ fn a_read_only_session_cannot_write_create_touch_files_or_change_settings() {
         "CREATE VIEW v AS SELECT * FROM metrics".to_string(),
         "INSERT INTO metrics SELECT * FROM metrics".to_string(),
         "DROP TABLE metrics".to_string(),
+        "EXPLAIN ANALYZE INSERT INTO metrics SELECT * FROM metrics".to_string(),
+        "PREPARE p AS SELECT 1".to_string(),
         "SET datafusion.execution.batch_size = 1".to_string(),
         "FLUSH".to_string(),
         "COMPACT".to_string(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::logical_expr::{Expr, Operator, col, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{self, in_list};
 use datafusion::physical_plan::ExecutionPlan;
@@ -16,6 +16,9 @@ use datafusion::physical_plan::filter::FilterExecBuilder;
 
 /// The column every table restricts on.
 pub const NAMESPACE_COLUMN: &str = "namespace";
+/// The namespace of the object an audit event acted on; restricted too where a table has it,
+/// so that a caller in an allowed namespace acting on objects elsewhere does not show them.
+pub const OBJECT_NAMESPACE_COLUMN: &str = "object_namespace";
 
 /// Rows a session may see: all, or only those of some namespaces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,8 +58,10 @@ impl Visibility {
     ///
     /// `scan` plans the table's own scan for some filters and projection (indices into
     /// `schema`); when restricted, it is called with `namespace IN (..)` added to the
-    /// filters (so segments of other namespaces are pruned) and with `namespace` in the
-    /// projection, and its output is filtered and projected back to what was asked.
+    /// filters (so segments of other namespaces are pruned) and with `namespace` (and
+    /// `object_namespace`, where the table has it) in the projection, and its output is
+    /// filtered to rows whose namespace is allowed and whose object namespace is absent or
+    /// allowed, then projected back to what was asked.
     pub fn scan(
         &self,
         schema: &SchemaRef,
@@ -67,7 +72,10 @@ impl Visibility {
         let Some(allowed) = &self.namespaces else {
             return scan(filters, projection);
         };
-        let namespace = schema.index_of(NAMESPACE_COLUMN)?;
+        let mut needed = vec![schema.index_of(NAMESPACE_COLUMN)?];
+        if let Ok(object) = schema.index_of(OBJECT_NAMESPACE_COLUMN) {
+            needed.push(object);
+        }
         let mut with_namespace = filters.to_vec();
         with_namespace.push(if allowed.is_empty() {
             lit(false)
@@ -76,10 +84,10 @@ impl Visibility {
         });
         let (widened, back) = match projection {
             None => (None, None),
-            Some(p) if p.contains(&namespace) => (Some(p.clone()), None),
+            Some(p) if needed.iter().all(|c| p.contains(c)) => (Some(p.clone()), None),
             Some(p) => {
                 let mut w = p.clone();
-                w.push(namespace);
+                w.extend(needed.iter().filter(|c| !p.contains(c)));
                 (Some(w), Some((0..p.len()).collect::<Vec<_>>()))
             }
         };
@@ -100,10 +108,27 @@ fn namespace_predicate(
     if allowed.is_empty() {
         return Ok(expressions::lit(false));
     }
-    let column = expressions::col(NAMESPACE_COLUMN, schema)?;
-    let values = allowed
-        .iter()
-        .map(|n| expressions::lit(ScalarValue::Utf8(Some(n.clone()))))
-        .collect();
-    in_list(column, values, &false, schema)
+    let allowed_in = |column: &str| -> Result<Arc<dyn PhysicalExpr>> {
+        let values = allowed
+            .iter()
+            .map(|n| expressions::lit(ScalarValue::Utf8(Some(n.clone()))))
+            .collect();
+        in_list(expressions::col(column, schema)?, values, &false, schema)
+    };
+    let namespace = allowed_in(NAMESPACE_COLUMN)?;
+    if schema.index_of(OBJECT_NAMESPACE_COLUMN).is_err() {
+        return Ok(namespace);
+    }
+    // namespace IN (..) AND (object_namespace IS NULL OR object_namespace IN (..))
+    let object = expressions::col(OBJECT_NAMESPACE_COLUMN, schema)?;
+    let object_ok = Arc::new(expressions::BinaryExpr::new(
+        Arc::new(expressions::IsNullExpr::new(object)),
+        Operator::Or,
+        allowed_in(OBJECT_NAMESPACE_COLUMN)?,
+    ));
+    Ok(Arc::new(expressions::BinaryExpr::new(
+        namespace,
+        Operator::And,
+        object_ok,
+    )))
 }

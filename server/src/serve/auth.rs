@@ -64,6 +64,8 @@ pub struct Authenticator {
     by_hash: HashMap<[u8; 32], Arc<Principal>>,
     /// With no tokens configured: the one principal of every request.
     anonymous: Option<Arc<Principal>>,
+    /// Anonymous requests may name any host (`auth.allow_unauthenticated_remote`).
+    remote_anonymous: bool,
 }
 
 /// The hex SHA-256 of a token's secret, as written in the config file.
@@ -84,7 +86,9 @@ impl Authenticator {
     /// Opens one SQL session per token that may query.
     pub fn new(db: &Db, auth: &Auth) -> Result<Authenticator> {
         if auth.tokens.is_empty() {
-            let session = Arc::new(db.open_session(Access::full())?);
+            // Every endpoint, but SQL only reads: writing, creating tables and touching the
+            // server's files always take an admin token.
+            let session = Arc::new(db.open_session(Access::read_only(Visibility::all()))?);
             let anonymous = Principal {
                 name: "anonymous".into(),
                 scopes: [Scope::Admin].into(),
@@ -94,6 +98,7 @@ impl Authenticator {
             return Ok(Authenticator {
                 by_hash: HashMap::new(),
                 anonymous: Some(Arc::new(anonymous)),
+                remote_anonymous: auth.allow_unauthenticated_remote,
             });
         }
         let mut by_hash = HashMap::new();
@@ -133,12 +138,32 @@ impl Authenticator {
         Ok(Authenticator {
             by_hash,
             anonymous: None,
+            remote_anonymous: false,
         })
     }
 
     /// True when no token is configured and every request is anonymous.
     pub fn is_open(&self) -> bool {
         self.anonymous.is_some()
+    }
+
+    /// Whether an HTTP request naming `host` may be served. Anonymous servers listen on
+    /// loopback; a page in a browser on the same machine could still reach them through a
+    /// DNS name pointed at 127.0.0.1, which the `Host` header then shows.
+    pub fn host_allowed(&self, host: Option<&str>) -> bool {
+        if self.anonymous.is_none() || self.remote_anonymous {
+            return true;
+        }
+        let Some(host) = host else { return true };
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        name.eq_ignore_ascii_case("localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The principal of an `authorization` header value, if it grants `scope`.

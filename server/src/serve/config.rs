@@ -30,8 +30,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
     pub tokens: Vec<TokenConfig>,
-    /// Serve non-loopback addresses without any token: anyone who can connect may ingest
-    /// and query.
+    /// Serve non-loopback addresses without any token: anyone who can connect may ingest,
+    /// run read-only SQL over every namespace and read `/metrics`.
     pub allow_unauthenticated_remote: bool,
 }
 
@@ -47,7 +47,7 @@ pub enum Scope {
     Admin,
 }
 
-/// One bearer token. Only the SHA-256 of the secret is in the file (`vigil token new`
+/// One bearer token. Only the SHA-256 of the secret is in the file (`vigil token`
 /// prints both).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -263,7 +263,7 @@ impl Config {
             }
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 bail!(
-                    "{at}: sha256 must be 64 hex digits (the SHA-256 of the secret; `vigil token new` prints it)"
+                    "{at}: sha256 must be 64 hex digits (the SHA-256 of the secret; `vigil token` prints it)"
                 );
             }
             if !hashes.insert(t.sha256.to_ascii_lowercase()) {

@@ -36,7 +36,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
@@ -45,7 +45,7 @@ use vigil::{Planned, Session};
 use super::auth::{AuthError, Authenticator, Principal};
 use super::config::Scope;
 use super::pipeline::now_ns;
-use super::queries::{Queries, QueryFailure};
+use super::queries::{Deadline, Queries, QueryFailure};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
@@ -91,8 +91,9 @@ impl FlightSql {
     }
 
     async fn plan(&self, session: &Session, sql: &str) -> Result<Planned, Status> {
+        let deadline = self.queries.deadline();
         self.queries
-            .plan(session, sql)
+            .plan(session, sql, deadline)
             .await
             .map_err(|f| f.status())
     }
@@ -102,29 +103,66 @@ impl FlightSql {
         session: &Session,
         handle: &Handle,
     ) -> Result<SendableRecordBatchStream, Status> {
-        let planned = self.plan(session, &handle.sql).await?;
-        let params = handle.param_values()?;
+        let deadline = self.queries.deadline();
+        let planned = self
+            .queries
+            .plan(session, &handle.sql, deadline)
+            .await
+            .map_err(|f| f.status())?;
+        self.start(session, planned, handle, deadline).await
+    }
+
+    /// Binds the handle's parameters to a planned statement and starts it.
+    async fn start(
+        &self,
+        session: &Session,
+        planned: Planned,
+        handle: &Handle,
+        deadline: Deadline,
+    ) -> Result<SendableRecordBatchStream, Status> {
+        let names: Vec<String> = planned
+            .parameters()
+            .map_err(|e| QueryFailure::from_engine(e).status())?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let params = handle.param_values(&names)?;
         self.queries
-            .run(session, planned, params)
+            .run(session, planned, params, deadline)
             .await
             .map_err(|f| f.status())
     }
 
     /// Runs a statement that changes something and returns how many rows it touched.
     async fn update(&self, session: &Session, handle: &Handle) -> Result<i64, Status> {
-        let stream = self.run(session, handle).await?;
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
+        let deadline = self.queries.deadline();
+        let planned = self
+            .queries
+            .plan(session, &handle.sql, deadline)
             .await
-            .map_err(|e| QueryFailure::from_datafusion(e).status())?;
-        // DML answers one `count` row; other statements count their result rows.
-        let counted = batches.iter().find_map(|b| {
-            let column = b.column_by_name("count")?;
-            let counts = column.as_any().downcast_ref::<UInt64Array>()?;
-            (counts.len() == 1).then(|| counts.value(0))
-        });
-        let rows = counted.unwrap_or_else(|| batches.iter().map(|b| b.num_rows() as u64).sum());
-        Ok(i64::try_from(rows).unwrap_or(i64::MAX))
+            .map_err(|f| f.status())?;
+        if !planned.changes_something() {
+            return Err(Status::invalid_argument(
+                "an update runs statements that change something (INSERT, CREATE, COPY, FLUSH...); \
+                 run queries as statements (GetFlightInfo + DoGet)",
+            ));
+        }
+        let mut stream = self.start(session, planned, handle, deadline).await?;
+        // DML answers one `count` row; other statements count their result rows. Nothing is
+        // kept but the counts.
+        let (mut rows, mut counted) = (0u64, None);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| QueryFailure::from_datafusion(e).status())?;
+            rows += batch.num_rows() as u64;
+            if let Some(counts) = batch
+                .column_by_name("count")
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                && counts.len() == 1
+            {
+                counted = Some(counts.value(0));
+            }
+        }
+        Ok(i64::try_from(counted.unwrap_or(rows)).unwrap_or(i64::MAX))
     }
 
     async fn flight_info(
@@ -253,7 +291,7 @@ impl Handle {
 
     /// The bound parameters, `$1`, `$2`.. in column order.
     #[allow(clippy::result_large_err)]
-    fn param_values(&self) -> Result<Option<ParamValues>, Status> {
+    fn param_values(&self, names: &[String]) -> Result<Option<ParamValues>, Status> {
         let Some(bytes) = &self.params else {
             return Ok(None);
         };
@@ -272,8 +310,30 @@ impl Handle {
             .map(|c| ScalarValue::try_from_array(c, 0))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Status::invalid_argument(format!("bad parameters: {e}")))?;
-        Ok(Some(ParamValues::List(
-            values.into_iter().map(Into::into).collect(),
+        // `$1, $2..`: by position. Named (`$start`): the statement's parameters in order,
+        // matched to the bound columns in order.
+        let positional = names
+            .iter()
+            .all(|n| n.trim_start_matches('$').parse::<usize>().is_ok());
+        if positional {
+            return Ok(Some(ParamValues::List(
+                values.into_iter().map(Into::into).collect(),
+            )));
+        }
+        if names.len() != values.len() {
+            return Err(Status::invalid_argument(format!(
+                "the statement has {} parameters ({}) but {} were bound",
+                names.len(),
+                names.join(", "),
+                values.len()
+            )));
+        }
+        Ok(Some(ParamValues::Map(
+            names
+                .iter()
+                .map(|n| n.trim_start_matches('$').to_string())
+                .zip(values.into_iter().map(Into::into))
+                .collect(),
         )))
     }
 }
@@ -288,21 +348,26 @@ async fn read_params(
         .into_inner()
         .into_peekable()
         .map_err(FlightError::from);
-    let batches: Vec<RecordBatch> =
-        arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("bad parameters: {e}")))?;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if rows == 0 {
+    let bad = |e: FlightError| Status::invalid_argument(format!("bad parameters: {e}"));
+    let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+    // Read up to the first row, and one batch beyond to refuse a second row: a client
+    // cannot make the server hold more than that.
+    let mut found: Option<RecordBatch> = None;
+    while let Some(batch) = batches.try_next().await.map_err(bad)? {
+        let rows = batch.num_rows() + found.as_ref().map_or(0, RecordBatch::num_rows);
+        if rows > 1 {
+            return Err(Status::invalid_argument(
+                "bind one row of parameters at a time",
+            ));
+        }
+        if batch.num_rows() == 1 {
+            found = Some(batch);
+        }
+    }
+    let Some(batch) = found else {
         return Ok(None);
-    }
-    if rows != 1 {
-        return Err(Status::invalid_argument(format!(
-            "bind one row of parameters at a time (got {rows})"
-        )));
-    }
-    let batch = &batches[batches.iter().position(|b| b.num_rows() == 1).unwrap_or(0)];
+    };
+    let batch = &batch;
     let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())
         .map_err(|e| Status::internal(e.to_string()))?;
     writer

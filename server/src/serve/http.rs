@@ -84,6 +84,15 @@ async fn require(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if !auth.host_allowed(host) {
+        let body = serde_json::json!({"error": {"code": "forbidden", "message":
+            "this server has no tokens and answers only requests to a loopback host name"}});
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     let checked = match scope {
         Some(scope) => auth.authorize(header, scope, now_ns()),
         None => auth.authenticate(header, now_ns()),

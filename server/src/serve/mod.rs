@@ -53,7 +53,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let queries = Arc::new(Queries::new(config.query.clone()));
     if auth.is_open() {
         tracing::warn!(
-            "no [[auth.tokens]] configured: every request may ingest, query and administer; \
+            "no [[auth.tokens]] configured: any local client may ingest and run read-only SQL \
+             over every namespace (SQL that writes or touches files needs an admin token); \
              add tokens before listening beyond loopback (docs/configuration.md)"
         );
     } else {
@@ -85,6 +86,8 @@ pub async fn serve(config: Config) -> Result<()> {
 
     // Collectors send many concurrent exports over one connection: windows of HTTP/2's
     // 64 KiB default would serialise them; Nagle's algorithm would delay every answer.
+    // TLS files are read and checked before anything is served.
+    let https = config.tls.as_ref().map(tls::http_config).transpose()?;
     let mut grpc = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
         grpc = grpc
@@ -112,11 +115,8 @@ pub async fn serve(config: Config) -> Result<()> {
         Arc::clone(&queries),
     );
     let http = async {
-        match &config.tls {
-            Some(tls) => {
-                let tls = tls::http_config(tls)?;
-                serve_https(http_listener, router, tls, stopped(stop_rx.clone())).await
-            }
+        match https {
+            Some(tls) => serve_https(http_listener, router, tls, stopped(stop_rx.clone())).await,
             None => axum::serve(http_listener, router)
                 .with_graceful_shutdown(stopped(stop_rx.clone()))
                 .await
@@ -125,10 +125,12 @@ pub async fn serve(config: Config) -> Result<()> {
     };
 
     let signal_pipeline = Arc::clone(&pipeline);
+    let signal_queries = Arc::clone(&queries);
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing writes in flight, ending queries");
         signal_pipeline.stop_accepting();
+        signal_queries.stop();
         let _ = stop_tx.send(true);
     });
 
@@ -145,6 +147,9 @@ pub async fn serve(config: Config) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// A client that opens a connection and never completes the handshake is dropped after this.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves `router` over TLS until `stop`, then lets open connections finish.
 async fn serve_https(
@@ -163,7 +168,9 @@ async fn serve_https(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors, most likely: wait instead of spinning.
                     tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;
                 }
             },
@@ -175,10 +182,15 @@ async fn serve_https(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let stream = match handshake.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };

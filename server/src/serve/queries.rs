@@ -3,20 +3,18 @@
 //! memory limit. A query over a limit fails alone; dropping its stream (a client that went
 //! away) cancels it and frees its slot.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
-use futures::Stream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
 use vigil::QueryError as vigil_query_error;
 use vigil::{EngineError, Planned, QueryLimits, Session};
 
@@ -40,6 +38,9 @@ pub enum QueryFailure {
         "too many queries: {running} running and {queued} waiting (query.max_concurrent, query.max_queued); retry later"
     )]
     Busy { running: usize, queued: usize },
+    /// The server is stopping.
+    #[error("the server is stopping; retry on another replica or after the restart")]
+    Unavailable,
     /// Over the deadline.
     #[error("query took longer than {0} s (query.timeout_seconds)")]
     Timeout(u64),
@@ -58,6 +59,7 @@ impl QueryFailure {
             QueryFailure::Invalid { .. } => "invalid_sql",
             QueryFailure::NotAllowed(_) => "not_allowed",
             QueryFailure::Busy { .. } => "busy",
+            QueryFailure::Unavailable => "unavailable",
             QueryFailure::Timeout(_) => "timeout",
             QueryFailure::ResourcesExhausted(_) => "resources_exhausted",
             QueryFailure::Internal(_) => "internal",
@@ -70,7 +72,9 @@ impl QueryFailure {
         match self {
             QueryFailure::Invalid { .. } => tonic::Status::invalid_argument(message),
             QueryFailure::NotAllowed(_) => tonic::Status::permission_denied(message),
-            QueryFailure::Busy { .. } => tonic::Status::unavailable(message),
+            QueryFailure::Busy { .. } | QueryFailure::Unavailable => {
+                tonic::Status::unavailable(message)
+            }
             QueryFailure::Timeout(_) => tonic::Status::deadline_exceeded(message),
             QueryFailure::ResourcesExhausted(_) => tonic::Status::resource_exhausted(message),
             QueryFailure::Internal(_) => tonic::Status::internal(message),
@@ -97,9 +101,12 @@ impl QueryFailure {
             return QueryFailure::ResourcesExhausted(format!("Resources exhausted: {m}"));
         }
         if let DataFusionError::External(inner) = root
-            && let Some(failure) = inner.downcast_ref::<DeadlinePassed>()
+            && let Some(why) = inner.downcast_ref::<DeadlinePassed>()
         {
-            return QueryFailure::Timeout(failure.0);
+            return match why {
+                DeadlinePassed::Timeout(s) => QueryFailure::Timeout(*s),
+                DeadlinePassed::Stopping => QueryFailure::Unavailable,
+            };
         }
         let location = e
             .diagnostic()
@@ -127,17 +134,21 @@ fn location_in_message(message: &str) -> Option<(u64, u64)> {
     Some((line.trim().parse().ok()?, column.parse().ok()?))
 }
 
-/// The error a stream yields once its deadline passes.
+/// Why a running query was ended from outside.
 #[derive(Debug)]
-struct DeadlinePassed(u64);
+enum DeadlinePassed {
+    Timeout(u64),
+    Stopping,
+}
 
 impl std::fmt::Display for DeadlinePassed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "query took longer than {} s (query.timeout_seconds)",
-            self.0
-        )
+        match self {
+            DeadlinePassed::Timeout(s) => {
+                write!(f, "query took longer than {s} s (query.timeout_seconds)")
+            }
+            DeadlinePassed::Stopping => f.write_str("the server is stopping"),
+        }
     }
 }
 
@@ -148,11 +159,13 @@ impl std::error::Error for DeadlinePassed {}
 pub struct Queries {
     config: QueryConfig,
     slots: Arc<Semaphore>,
-    queued: AtomicUsize,
+    queued: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
+    /// Turns true when the server stops: new queries are refused, running ones end.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// A running query's slot: held by its result stream.
+/// A running query's slot: held by the task that drives it.
 #[derive(Debug)]
 struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -165,13 +178,28 @@ impl Drop for Slot {
     }
 }
 
+/// One place in the queue, given back however the wait ends (a client that goes away drops
+/// the waiting future).
+struct QueuePlace(Arc<AtomicUsize>);
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// When a query must be done: from its arrival, waiting and planning included.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Instant);
+
 impl Queries {
     pub fn new(config: QueryConfig) -> Queries {
         Queries {
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
-            queued: AtomicUsize::new(0),
+            queued: Arc::new(AtomicUsize::new(0)),
             running: Arc::new(AtomicUsize::new(0)),
+            stop: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -184,65 +212,89 @@ impl Queries {
         self.running.load(Ordering::Relaxed)
     }
 
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(self.config.timeout_seconds)
+    /// Refuses new queries and ends the running ones (the server is stopping).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+        self.slots.close();
+    }
+
+    /// The deadline of a query arriving now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline(Instant::now() + Duration::from_secs(self.config.timeout_seconds))
+    }
+
+    fn timed_out(&self) -> QueryFailure {
+        QueryFailure::Timeout(self.config.timeout_seconds)
     }
 
     /// Plans `sql` for `session` (checked against its access), within the deadline.
-    pub async fn plan(&self, session: &Session, sql: &str) -> Result<Planned, QueryFailure> {
-        match tokio::time::timeout(self.timeout(), session.plan(sql)).await {
+    pub async fn plan(
+        &self,
+        session: &Session,
+        sql: &str,
+        deadline: Deadline,
+    ) -> Result<Planned, QueryFailure> {
+        if *self.stop.borrow() {
+            return Err(QueryFailure::Unavailable);
+        }
+        match tokio::time::timeout_at(deadline.0, session.plan(sql)).await {
             Ok(planned) => planned.map_err(QueryFailure::from_engine),
-            Err(_) => Err(QueryFailure::Timeout(self.config.timeout_seconds)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
-    /// Plans and starts `sql`: waits for a slot (or refuses when the queue is full), then
-    /// streams the result under the deadline and memory limit. The slot is freed when the
-    /// stream ends or is dropped.
+    /// Starts a planned statement: waits for a slot (or refuses when the queue is full),
+    /// then runs it under the deadline and memory limit on a task of its own, which hands
+    /// batches over as the client takes them. The task ends, freeing the slot, when the
+    /// result is complete, the client goes away, the deadline passes (even if the client
+    /// stopped reading) or the server stops.
     pub async fn run(
         &self,
         session: &Session,
         planned: Planned,
         params: Option<ParamValues>,
+        deadline: Deadline,
     ) -> Result<SendableRecordBatchStream, QueryFailure> {
-        let deadline = Instant::now() + self.timeout();
         let slot = self.admit(deadline).await?;
         let limits = QueryLimits {
             memory_limit: usize::try_from(self.config.memory_limit_bytes).ok(),
         };
-        let stream = tokio::time::timeout_at(deadline, session.execute(planned, params, limits))
+        let stream = tokio::time::timeout_at(deadline.0, session.execute(planned, params, limits))
             .await
-            .map_err(|_| QueryFailure::Timeout(self.config.timeout_seconds))?
+            .map_err(|_| self.timed_out())?
             .map_err(QueryFailure::from_engine)?;
-        Ok(Box::pin(Bounded {
-            schema: stream.schema(),
-            inner: stream,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        let schema = stream.schema();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let ending = Ending {
+            deadline,
             timeout_seconds: self.config.timeout_seconds,
-            slot: Some(slot),
-        }))
+            stop: self.stop.subscribe(),
+        };
+        tokio::spawn(drive(stream, tx, slot, ending));
+        let batches = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 
-    async fn admit(&self, deadline: Instant) -> Result<Slot, QueryFailure> {
+    async fn admit(&self, deadline: Deadline) -> Result<Slot, QueryFailure> {
         let permit = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
+            Err(TryAcquireError::Closed) => return Err(QueryFailure::Unavailable),
+            Err(TryAcquireError::NoPermits) => {
                 let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+                let _place = QueuePlace(Arc::clone(&self.queued));
                 if queued >= self.config.max_queued {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
                     return Err(QueryFailure::Busy {
                         running: self.running(),
                         queued,
                     });
                 }
-                let waited =
-                    tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
-                        .await;
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                match waited {
+                let slots = Arc::clone(&self.slots);
+                match tokio::time::timeout_at(deadline.0, slots.acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return Err(QueryFailure::Internal("server stopping".into())),
-                    Err(_) => return Err(QueryFailure::Timeout(self.config.timeout_seconds)),
+                    Ok(Err(_)) => return Err(QueryFailure::Unavailable),
+                    Err(_) => return Err(self.timed_out()),
                 }
             }
         };
@@ -254,42 +306,49 @@ impl Queries {
     }
 }
 
-/// A result stream under a deadline, holding its query's slot until it ends.
-struct Bounded {
-    schema: SchemaRef,
-    inner: SendableRecordBatchStream,
-    deadline: Pin<Box<Sleep>>,
+/// What ends a running query from outside: its deadline, or the server stopping.
+struct Ending {
+    deadline: Deadline,
     timeout_seconds: u64,
-    slot: Option<Slot>,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
-impl Stream for Bounded {
-    type Item = Result<RecordBatch, DataFusionError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.slot.is_none() {
-            return Poll::Ready(None);
+impl Ending {
+    async fn wait(mut self) -> DeadlinePassed {
+        tokio::select! {
+            () = tokio::time::sleep_until(self.deadline.0) => {
+                DeadlinePassed::Timeout(self.timeout_seconds)
+            }
+            _ = self.stop.wait_for(|s| *s) => DeadlinePassed::Stopping,
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            self.slot = None;
-            let seconds = self.timeout_seconds;
-            return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
-                DeadlinePassed(seconds),
-            )))));
-        }
-        let next = self.inner.as_mut().poll_next(cx);
-        if matches!(next, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            // Finished or failed: free the slot now, not when the client lets go.
-            self.slot = None;
-        }
-        next
     }
 }
 
-impl RecordBatchStream for Bounded {
-    fn schema(&self) -> SchemaRef {
-        SchemaRef::clone(&self.schema)
+/// Moves a query's batches to its client until the result ends, the client goes away or
+/// `ending` comes. Dropping `stream` cancels the query; dropping `slot` frees its place.
+async fn drive(
+    mut stream: SendableRecordBatchStream,
+    tx: tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>,
+    slot: Slot,
+    ending: Ending,
+) {
+    let forward = async {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return; // the client went away, or the query failed
+            }
+        }
+    };
+    tokio::select! {
+        () = forward => {}
+        why = ending.wait() => {
+            // The client may not be reading: do not wait for room to tell it.
+            let _ = tx.try_send(Err(DataFusionError::External(Box::new(why))));
+        }
     }
+    drop(stream);
+    drop(slot);
 }
 
 #[cfg(test)]

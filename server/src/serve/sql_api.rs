@@ -92,7 +92,9 @@ impl From<QueryFailure> for ApiError {
         let status = match &f {
             QueryFailure::Invalid { .. } => StatusCode::BAD_REQUEST,
             QueryFailure::NotAllowed(_) => StatusCode::FORBIDDEN,
-            QueryFailure::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            QueryFailure::Busy { .. } | QueryFailure::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             QueryFailure::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             QueryFailure::ResourcesExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
             QueryFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -135,6 +137,19 @@ pub async fn sql(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    // JSON only: a browser can send other types across origins without asking first.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "invalid_request",
+            message: "send the request as Content-Type: application/json".into(),
+            location: None,
+        });
+    }
     let request: SqlRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))?;
     let config = queries.config();
@@ -154,14 +169,15 @@ pub async fn sql(
         message: format!("token {:?} may not query", principal.name),
         location: None,
     })?;
-    let planned = queries.plan(session, &request.sql).await?;
+    let deadline = queries.deadline();
+    let planned = queries.plan(session, &request.sql, deadline).await?;
     let wanted = planned.parameters().map_err(QueryFailure::from_engine)?;
     let params = if wanted.is_empty() {
         None
     } else {
         Some(bind(&request)?)
     };
-    let stream = queries.run(session, planned, params).await?;
+    let stream = queries.run(session, planned, params, deadline).await?;
     let arrow = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

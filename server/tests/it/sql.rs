@@ -593,10 +593,31 @@ fn the_http_sql_api_returns_rows_columns_or_arrow_with_time_range_limit_and_loca
     let r = server.request(
         "POST",
         "/api/v1/sql",
-        &[("Authorization", &format!("Bearer {ANALYST}"))],
+        &[
+            ("Authorization", &format!("Bearer {ANALYST}")),
+            ("Content-Type", "application/json"),
+        ],
         b"{not json",
     );
     assert_eq!(r.status, 400);
+    // Only JSON: a browser sends text/plain across origins without a preflight.
+    let r = server.request(
+        "POST",
+        "/api/v1/sql",
+        &[
+            ("Authorization", &format!("Bearer {ANALYST}")),
+            ("Content-Type", "text/plain"),
+        ],
+        br#"{"sql": "SELECT 1"}"#,
+    );
+    assert_eq!(r.status, 415);
+    // Runtime errors caused by the data are the client's: 400, not 500.
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": "SELECT CAST(pod AS INT) FROM metrics"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
 }
 
 #[test]
@@ -676,6 +697,31 @@ fn limits_fail_one_query_and_the_server_goes_on_and_dropped_streams_free_their_s
             "{:?}",
             started.elapsed()
         );
+
+        // A client that stops reading but stays connected loses its slot at its deadline
+        // (3 s): the next query runs then, while the stalled stream is still open.
+        let mut c = client(&server, Some(ANALYST)).await;
+        let info = c
+            .execute(
+                "SELECT a.pod, b.pod FROM metrics a, metrics b".to_string(),
+                None,
+            )
+            .await
+            .unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let mut stalled = c.do_get(ticket).await.unwrap();
+        assert!(stalled.try_next().await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        let mut other = client(&server, Some(ANALYST)).await;
+        let answer = query(&mut other, "SELECT 7").await.unwrap();
+        assert_eq!(int(&answer), 7);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(stalled);
     });
 }
 
@@ -886,4 +932,135 @@ fn adbc_flight_sql_driver_queries_prepares_and_lists_the_catalog() {
                 .contains("unknown token"),
         "{seen}"
     );
+}
+
+#[test]
+fn required_client_certificates_are_checked_on_both_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    // A CA, a server certificate and a client certificate it signs.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let cert = write("server.pem", server_cert.pem());
+    let key = write("server.key", server_key.serialize_pem());
+    let ca_file = write("ca.pem", ca.pem());
+    let server = Server::start(
+        &store,
+        Some(&config(&format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\nrequire_client_cert = true\n",
+            cert.display(),
+            key.display(),
+            ca_file.display()
+        ))),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let connect = |identity: Option<tonic::transport::Identity>| {
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca.pem()))
+                .domain_name("localhost");
+            if let Some(identity) = identity {
+                tls = tls.identity(identity);
+            }
+            let endpoint = Endpoint::from_shared(format!("https://{}", server.grpc))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap();
+            async move {
+                let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+                let mut c = FlightSqlServiceClient::new(channel);
+                c.set_token(ANALYST.into());
+                query(&mut c, "SELECT count(*) FROM metrics").await
+            }
+        };
+        let with = connect(Some(tonic::transport::Identity::from_pem(
+            client_cert.pem(),
+            client_key.serialize_pem(),
+        )))
+        .await;
+        assert!(int(&with.unwrap()) > 0);
+        assert!(connect(None).await.is_err(), "no client certificate");
+
+        // HTTPS: the handshake fails without a client certificate.
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(&server.http).await.unwrap();
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let refused = match connector.connect(name, tcp).await {
+            Err(_) => true,
+            // TLS 1.3 reports a missing client certificate after the handshake, on first use.
+            Ok(mut tls) => {
+                let _ = tls
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await;
+                let mut raw = Vec::new();
+                tls.read_to_end(&mut raw).await.is_err() || !raw.starts_with(b"HTTP/1.1 200")
+            }
+        };
+        assert!(refused, "HTTPS without a client certificate was served");
+    });
+}
+
+#[test]
+fn without_tokens_sql_only_reads_and_only_loopback_host_names_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let server = Server::start(&store, None);
+    let out = dir.path().join("written.csv");
+    let sql = |body: Value, host: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(h) = host {
+            headers.push(("Host", h));
+        }
+        server.request("POST", "/api/v1/sql", &headers, body.to_string().as_bytes())
+    };
+    let r = sql(json!({"sql": "SELECT count(*) FROM metrics"}), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    for statement in [
+        format!("COPY (SELECT 1) TO '{}' STORED AS CSV", out.display()),
+        "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'".to_string(),
+        "FLUSH".to_string(),
+    ] {
+        let r = sql(json!({ "sql": statement }), None);
+        assert_eq!(r.status, 403, "{statement}: {}", r.text());
+    }
+    assert!(!out.exists());
+    // A web page reaching 127.0.0.1 through its own DNS name is refused.
+    let r = sql(json!({"sql": "SELECT 1"}), Some("attacker.example:4318"));
+    assert_eq!(r.status, 403);
+    for host in ["localhost:1", "127.0.0.1", "[::1]:4318"] {
+        assert_eq!(
+            sql(json!({"sql": "SELECT 1"}), Some(host)).status,
+            200,
+            "{host}"
+        );
+    }
 }
