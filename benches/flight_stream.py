@@ -85,7 +85,12 @@ def main():
         times = []
         for _ in range(args.runs):
             t = time.perf_counter()
-            reader = db.execute("SELECT * FROM metrics").fetch_record_batch(rows_per_batch=65536)
+            result = db.execute("SELECT * FROM metrics")
+            # DuckDB 2 renamed fetch_record_batch to to_arrow_reader.
+            if hasattr(result, "to_arrow_reader"):
+                reader = result.to_arrow_reader(65536)
+            else:
+                reader = result.fetch_record_batch(rows_per_batch=65536)
             rows, nbytes = drain(reader)
             times.append(time.perf_counter() - t)
         results["duckdb_to_pyarrow"] = (rows, nbytes, times)

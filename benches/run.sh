@@ -36,7 +36,7 @@ fi
 # reading the same rows from DuckDB, then 32 Flight SQL clients running pod lookups and
 # dashboard aggregates for 60 s while 100,000 metric points/s arrive over OTLP.
 if [ "${PART:-all}" = all ] || [ "${PART:-all}" = sql ]; then
-[ -d "$work/sql-store" ] || "$bench" build --dir "$work/sql-store" --pods "${SQL_PODS:-1500}" --hours "${SQL_HOURS:-3}"
+[ -d "$work/sql-store" ] || "$bench" build --dir "$work/sql-store" --pods "${SQL_PODS:-2000}" --hours "${SQL_HOURS:-4}"
 python3 benches/flight_stream.py --vigil "$CARGO_TARGET_DIR/release/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
 "$CARGO_TARGET_DIR/release/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
 [ "${PART:-all}" = sql ] && exit 0

@@ -162,6 +162,9 @@ pub fn select_hot(
     }
     let mut out = Vec::new();
     for hot in version.hot_batches(kind) {
+        if !hot.summary().may_match(filter) {
+            continue;
+        }
         let batch = &hot.batch;
         let mut mask: Option<BooleanArray> = None;
         let mut and_in = |m: BooleanArray| -> Result<()> {

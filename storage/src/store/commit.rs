@@ -73,12 +73,7 @@ fn commit_group(shared: &Shared, group: Vec<CommitRequest>) {
             }
             receipt.last_seq = seq;
             receipt.rows += rows.num_rows();
-            hot.push(HotBatch {
-                seq,
-                kind: request.kind,
-                arrived_ns,
-                batch: rows.clone(),
-            });
+            hot.push(HotBatch::new(seq, request.kind, arrived_ns, rows.clone()));
         }
         receipts.push(receipt);
     }

@@ -85,12 +85,7 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
     let hot: Vec<HotBatch> = loaded
         .hot
         .into_iter()
-        .map(|(seq, kind, batch)| HotBatch {
-            seq,
-            kind,
-            arrived_ns: now,
-            batch,
-        })
+        .map(|(seq, kind, batch)| HotBatch::new(seq, kind, now, batch))
         .collect();
     let next_segment_id = loaded.next_segment_id.max(max_id.map_or(0, |m| m + 1));
     tracing::info!(
