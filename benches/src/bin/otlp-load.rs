@@ -68,6 +68,13 @@ struct Cli {
     /// Requests per second over all clients (gRPC only); unpaced when absent.
     #[arg(long)]
     rate: Option<f64>,
+    /// With --step-ns: the time of request 0's points, in ns since the epoch.
+    #[arg(long, default_value_t = T0)]
+    start_ns: u64,
+    /// Put all points of request `i` at `start_ns + i * step_ns` (as a live stream does);
+    /// without it, each request's points are one second apart, spreading over days.
+    #[arg(long)]
+    step_ns: Option<u64>,
 }
 
 fn kv(k: &str, v: &str) -> KeyValue {
@@ -105,7 +112,10 @@ fn metrics_request(i: usize, cli: &Cli) -> ExportMetricsServiceRequest {
             data: Some(metric::Data::Gauge(Gauge {
                 data_points: (0..per_metric)
                     .map(|p| NumberDataPoint {
-                        time_unix_nano: T0 + ((i * per_metric + p) as u64) * 1_000_000_000,
+                        time_unix_nano: match cli.step_ns {
+                            Some(step) => cli.start_ns + i as u64 * step + p as u64,
+                            None => T0 + ((i * per_metric + p) as u64) * 1_000_000_000,
+                        },
                         value: Some(number_data_point::Value::AsDouble((i + p) as f64 * 0.01)),
                         attributes: vec![kv("cpu", &(p % 8).to_string())],
                         ..Default::default()

@@ -177,6 +177,10 @@ fn main() -> Result<()> {
         .then(|| {
             let requests_per_s = cli.ingest_rate as f64 / 1000.0;
             let requests = (requests_per_s * (cli.seconds as f64 + 2.0)).ceil() as u64;
+            // A live stream: points from the end of the stored data on, in step with the
+            // wall clock.
+            let step_ns = (1e9 / requests_per_s) as u64;
+            let start_ns = (workload.end_ns + 1_000_000_000).to_string();
             Command::new(here.with_file_name("otlp-load"))
                 .args([
                     "--signal",
@@ -189,6 +193,8 @@ fn main() -> Result<()> {
                 .args(["--grpc-addr", &server.grpc])
                 .args(["--rate", &requests_per_s.to_string()])
                 .args(["--requests", &requests.to_string()])
+                .args(["--start-ns", &start_ns])
+                .args(["--step-ns", &step_ns.to_string()])
                 .stdout(Stdio::piped())
                 .spawn()
         })
