@@ -17,6 +17,7 @@ import time
 import adbc_driver_flightsql.dbapi as flight_sql
 import duckdb
 import pyarrow as pa
+import pyarrow.flight as flight
 
 
 def free_port():
@@ -34,6 +35,25 @@ def wait_for(port, seconds=120):
         except OSError:
             time.sleep(0.1)
     raise SystemExit("vigil serve did not start")
+
+
+def _field(number, payload):
+    """One length-delimited protobuf field."""
+    tag = bytes([(number << 3) | 2])
+    n, size = len(payload), b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        size += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return tag + size + payload
+
+
+def statement_query(sql):
+    """Flight SQL's CommandStatementQuery{query} packed in a google.protobuf.Any."""
+    command = _field(1, sql.encode())
+    type_url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return _field(1, type_url) + _field(2, command)
 
 
 def drain(reader):
@@ -73,10 +93,21 @@ def main():
                     rows, nbytes = drain(cur.fetch_record_batch())
                     times.append(time.perf_counter() - t)
             results["vigil_flight_sql_adbc"] = (rows, nbytes, times)
-            # The same rows, for DuckDB.
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                table = cur.fetch_arrow_table()
+        # The same statement through pyarrow's own (C++) Flight client: GetFlightInfo with the
+        # Flight SQL command, then DoGet of its ticket.
+        client = flight.FlightClient(f"grpc://127.0.0.1:{grpc}")
+        times = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            info = client.get_flight_info(flight.FlightDescriptor.for_command(statement_query(sql)))
+            rows = nbytes = 0
+            for endpoint in info.endpoints:
+                r, b = drain(client.do_get(endpoint.ticket).to_reader())
+                rows, nbytes = rows + r, nbytes + b
+            times.append(time.perf_counter() - t)
+        results["vigil_flight_sql_pyarrow"] = (rows, nbytes, times)
+        # The same rows, for DuckDB.
+        table = client.do_get(info.endpoints[0].ticket).read_all()
         db = duckdb.connect()
         db.register("source", table)
         db.execute("CREATE TABLE metrics AS SELECT * FROM source")
@@ -85,12 +116,13 @@ def main():
         times = []
         for _ in range(args.runs):
             t = time.perf_counter()
-            result = db.execute("SELECT * FROM metrics")
-            # DuckDB 2 renamed fetch_record_batch to to_arrow_reader.
-            if hasattr(result, "to_arrow_reader"):
-                reader = result.to_arrow_reader(65536)
+            # DuckDB 2: a relation's to_arrow_reader streams without the DB-API result's
+            # extra copy; older versions: fetch_record_batch.
+            relation = db.sql("SELECT * FROM metrics")
+            if hasattr(relation, "to_arrow_reader"):
+                reader = relation.to_arrow_reader(65536)
             else:
-                reader = result.fetch_record_batch(rows_per_batch=65536)
+                reader = db.execute("SELECT * FROM metrics").fetch_record_batch(65536)
             rows, nbytes = drain(reader)
             times.append(time.perf_counter() - t)
         results["duckdb_to_pyarrow"] = (rows, nbytes, times)

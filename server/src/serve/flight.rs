@@ -61,11 +61,12 @@ impl FlightSql {
         FlightSql { auth, queries }
     }
 
-    /// The tonic service, with gzip both ways.
+    /// The tonic service. Requests may be gzip; results are not compressed (Arrow IPC of
+    /// typical results compresses poorly for its cost: gzip made a 10-million-row stream
+    /// 5x slower, at ~200 MB/s, than the loopback it saved bytes on).
     pub fn server(self) -> FlightServiceServer<FlightSql> {
         FlightServiceServer::new(self)
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
             .max_decoding_message_size(64 << 20)
     }
 
