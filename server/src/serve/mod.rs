@@ -50,7 +50,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let db = Arc::new(db);
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&db), config.ingest.clone()));
     let auth = Arc::new(Authenticator::new(&db, &config.auth)?);
-    let queries = Arc::new(Queries::new(config.query.clone()));
+    let queries = Arc::new(Queries::new(
+        config.query.clone(),
+        pipeline.telemetry.query.clone(),
+    ));
     if auth.is_open() {
         tracing::warn!(
             "no [[auth.tokens]] configured: any local client may ingest and run read-only SQL \

@@ -19,6 +19,7 @@ use vigil::QueryError as vigil_query_error;
 use vigil::{EngineError, Planned, QueryLimits, Session};
 
 use super::config::Query as QueryConfig;
+use super::telemetry::QueryMetrics;
 
 /// Why a query failed, in terms a client can act on.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,7 @@ pub struct Queries {
     running: Arc<AtomicUsize>,
     /// Turns true when the server stops: new queries are refused, running ones end.
     stop: tokio::sync::watch::Sender<bool>,
+    metrics: QueryMetrics,
 }
 
 /// A running query's slot: held by the task that drives it.
@@ -170,31 +172,42 @@ pub struct Queries {
 struct Slot {
     _permit: OwnedSemaphorePermit,
     running: Arc<AtomicUsize>,
+    metrics: QueryMetrics,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.running.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.running.dec();
     }
 }
 
 /// One place in the queue, given back however the wait ends (a client that goes away drops
 /// the waiting future).
-struct QueuePlace(Arc<AtomicUsize>);
+struct QueuePlace(Arc<AtomicUsize>, QueryMetrics);
 
 impl Drop for QueuePlace {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        self.1.queued.dec();
     }
 }
 
 /// When a query must be done: from its arrival, waiting and planning included.
 #[derive(Debug, Clone, Copy)]
-pub struct Deadline(Instant);
+pub struct Deadline(Instant, Instant);
+
+impl Deadline {
+    /// Seconds since the query arrived.
+    fn elapsed(&self) -> f64 {
+        self.1.elapsed().as_secs_f64()
+    }
+}
 
 impl Queries {
-    pub fn new(config: QueryConfig) -> Queries {
+    pub fn new(config: QueryConfig, metrics: QueryMetrics) -> Queries {
         Queries {
+            metrics,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
             queued: Arc::new(AtomicUsize::new(0)),
@@ -220,7 +233,8 @@ impl Queries {
 
     /// The deadline of a query arriving now.
     pub fn deadline(&self) -> Deadline {
-        Deadline(Instant::now() + Duration::from_secs(self.config.timeout_seconds))
+        let now = Instant::now();
+        Deadline(now + Duration::from_secs(self.config.timeout_seconds), now)
     }
 
     fn timed_out(&self) -> QueryFailure {
@@ -234,13 +248,18 @@ impl Queries {
         sql: &str,
         deadline: Deadline,
     ) -> Result<Planned, QueryFailure> {
-        if *self.stop.borrow() {
-            return Err(QueryFailure::Unavailable);
+        let planned = if *self.stop.borrow() {
+            Err(QueryFailure::Unavailable)
+        } else {
+            match tokio::time::timeout_at(deadline.0, session.plan(sql)).await {
+                Ok(planned) => planned.map_err(QueryFailure::from_engine),
+                Err(_) => Err(self.timed_out()),
+            }
+        };
+        if let Err(failure) = &planned {
+            self.metrics.ended(failure.code(), deadline.elapsed());
         }
-        match tokio::time::timeout_at(deadline.0, session.plan(sql)).await {
-            Ok(planned) => planned.map_err(QueryFailure::from_engine),
-            Err(_) => Err(self.timed_out()),
-        }
+        planned
     }
 
     /// Starts a planned statement: waits for a slot (or refuses when the queue is full),
@@ -249,6 +268,20 @@ impl Queries {
     /// result is complete, the client goes away, the deadline passes (even if the client
     /// stopped reading) or the server stops.
     pub async fn run(
+        &self,
+        session: &Session,
+        planned: Planned,
+        params: Option<ParamValues>,
+        deadline: Deadline,
+    ) -> Result<SendableRecordBatchStream, QueryFailure> {
+        let started = self.start(session, planned, params, deadline).await;
+        if let Err(failure) = &started {
+            self.metrics.ended(failure.code(), deadline.elapsed());
+        }
+        started
+    }
+
+    async fn start(
         &self,
         session: &Session,
         planned: Planned,
@@ -270,7 +303,7 @@ impl Queries {
             timeout_seconds: self.config.timeout_seconds,
             stop: self.stop.subscribe(),
         };
-        tokio::spawn(drive(stream, tx, slot, ending));
+        tokio::spawn(drive(stream, tx, slot, ending, self.metrics.clone()));
         let batches = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
@@ -283,7 +316,8 @@ impl Queries {
             Err(TryAcquireError::Closed) => return Err(QueryFailure::Unavailable),
             Err(TryAcquireError::NoPermits) => {
                 let queued = self.queued.fetch_add(1, Ordering::AcqRel);
-                let _place = QueuePlace(Arc::clone(&self.queued));
+                self.metrics.queued.inc();
+                let _place = QueuePlace(Arc::clone(&self.queued), self.metrics.clone());
                 if queued >= self.config.max_queued {
                     return Err(QueryFailure::Busy {
                         running: self.running(),
@@ -299,9 +333,11 @@ impl Queries {
             }
         };
         self.running.fetch_add(1, Ordering::Relaxed);
+        self.metrics.running.inc();
         Ok(Slot {
             _permit: permit,
             running: Arc::clone(&self.running),
+            metrics: self.metrics.clone(),
         })
     }
 }
@@ -331,22 +367,37 @@ async fn drive(
     tx: tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>,
     slot: Slot,
     ending: Ending,
+    metrics: QueryMetrics,
 ) {
+    let deadline = ending.deadline;
     let forward = async {
         while let Some(item) = stream.next().await {
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                return; // the client went away, or the query failed
+            let failure = item.as_ref().err().map(|e| match e.find_root() {
+                DataFusionError::ResourcesExhausted(_) => "resources_exhausted",
+                _ => "failed",
+            });
+            if tx.send(item).await.is_err() {
+                return "cancelled"; // the client went away
+            }
+            if let Some(code) = failure {
+                return code;
             }
         }
+        "ok"
     };
-    tokio::select! {
-        () = forward => {}
+    let outcome = tokio::select! {
+        outcome = forward => outcome,
         why = ending.wait() => {
+            let code = match why {
+                DeadlinePassed::Timeout(_) => "timeout",
+                DeadlinePassed::Stopping => "unavailable",
+            };
             // The client may not be reading: do not wait for room to tell it.
             let _ = tx.try_send(Err(DataFusionError::External(Box::new(why))));
+            code
         }
-    }
+    };
+    metrics.ended(outcome, deadline.elapsed());
     drop(stream);
     drop(slot);
 }

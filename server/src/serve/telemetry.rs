@@ -25,6 +25,33 @@ pub struct SignalLabel {
     pub signal: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `ok`, or the error code (`invalid_sql`, `not_allowed`, `busy`, `timeout`...).
+    pub outcome: String,
+}
+
+/// The SQL side's metrics (handles into the same registry).
+#[derive(Debug, Clone)]
+pub struct QueryMetrics {
+    pub queries: Family<OutcomeLabel, Counter>,
+    pub seconds: Histogram,
+    pub running: Gauge,
+    pub queued: Gauge,
+}
+
+impl QueryMetrics {
+    /// Counts a query that ended with `outcome` after `seconds`.
+    pub fn ended(&self, outcome: &str, seconds: f64) {
+        self.queries
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.seconds.observe(seconds);
+    }
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -35,6 +62,7 @@ pub struct Telemetry {
     pub rejected_records: Family<SignalLabel, Counter>,
     pub write_seconds: Histogram,
     pub inflight_bytes: Gauge,
+    pub query: QueryMetrics,
 }
 
 impl Telemetry {
@@ -72,7 +100,34 @@ impl Telemetry {
             "Request bytes being decoded or written now",
             inflight_bytes.clone(),
         );
+        let query = QueryMetrics {
+            queries: Family::default(),
+            seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            running: Gauge::default(),
+            queued: Gauge::default(),
+        };
+        registry.register(
+            "queries",
+            "SQL queries (Flight SQL and HTTP) that ended, per outcome",
+            query.queries.clone(),
+        );
+        registry.register(
+            "query_seconds",
+            "Time from a query's arrival to the end of its result",
+            query.seconds.clone(),
+        );
+        registry.register(
+            "queries_running",
+            "SQL queries holding a slot",
+            query.running.clone(),
+        );
+        registry.register(
+            "queries_queued",
+            "SQL queries waiting for a slot",
+            query.queued.clone(),
+        );
         Telemetry {
+            query,
             registry,
             rows,
             bytes,

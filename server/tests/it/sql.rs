@@ -658,6 +658,26 @@ fn limits_fail_one_query_and_the_server_goes_on_and_dropped_streams_free_their_s
         sql_request(&server, Some(ANALYST), json!({"sql": "SELECT 1"})).status,
         200
     );
+    // The server counts what happened, per outcome, on /metrics.
+    let metrics = server
+        .request(
+            "GET",
+            "/metrics",
+            &[("Authorization", &format!("Bearer {ADMIN}"))],
+            b"",
+        )
+        .text();
+    for line in [
+        "vigil_queries_total{outcome=\"resources_exhausted\"} 1",
+        "vigil_queries_total{outcome=\"timeout\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    assert!(
+        metrics.contains("vigil_queries_total{outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vigil_queries_running 0"), "{metrics}");
 
     let rt = runtime();
     rt.block_on(async {
