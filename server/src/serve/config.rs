@@ -112,7 +112,7 @@ impl Default for Query {
             timeout_seconds: 300,
             memory_limit_bytes: 2 << 30,
             http_default_limit: 10_000,
-            http_max_rows: 1_000_000,
+            http_max_rows: 100_000,
         }
     }
 }

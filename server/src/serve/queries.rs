@@ -71,6 +71,13 @@ impl QueryFailure {
     pub fn status(&self) -> tonic::Status {
         let message = self.to_string();
         match self {
+            // Flight clients get the position in the message, where the parser's is not.
+            QueryFailure::Invalid {
+                location: Some((line, column)),
+                ..
+            } if !message.contains("Line: ") => tonic::Status::invalid_argument(format!(
+                "{message} (at line {line}, column {column})"
+            )),
             QueryFailure::Invalid { .. } => tonic::Status::invalid_argument(message),
             QueryFailure::NotAllowed(_) => tonic::Status::permission_denied(message),
             QueryFailure::Busy { .. } | QueryFailure::Unavailable => {

@@ -298,6 +298,14 @@ fn flight_sql_queries_prepared_statements_and_catalog_calls_with_the_rust_client
             e.contains("InvalidArgument") || e.contains("invalid"),
             "{e}"
         );
+        // A planning error names the position too.
+        let e = query(&mut c, "SELECT pod,\n  no_such_column FROM metrics")
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("no_such_column") && e.contains("line 2, column 3"),
+            "{e}"
+        );
     });
 }
 
