@@ -10,7 +10,7 @@ use vigil::{
     Access, Db, EngineError, PodObservation, QueryLimits, Session, SignalKind, Visibility,
 };
 
-use crate::support::{count, open, runtime};
+use crate::support::{count, first_int, open, runtime};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -56,14 +56,7 @@ fn collect(session: &Session, sql: &str) -> Result<Vec<RecordBatch>, EngineError
 }
 
 fn scalar(session: &Session, sql: &str) -> i64 {
-    let batches = collect(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
-    let col =
-        arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Int64).expect("cast");
-    col.as_any()
-        .downcast_ref::<arrow::array::Int64Array>()
-        .expect("int64")
-        .value(0)
+    first_int(&collect(session, sql).unwrap_or_else(|e| panic!("{sql}: {e}")))
 }
 
 fn strings(session: &Session, sql: &str) -> Vec<String> {

@@ -54,6 +54,11 @@ pub fn count(db: &Db, sql: &str) -> i64 {
     let batches = rt
         .block_on(db.query(sql))
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    first_int(&batches)
+}
+
+/// The first column of the first row, as an integer.
+pub fn first_int(batches: &[arrow::array::RecordBatch]) -> i64 {
     let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
     let col =
         arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Int64).expect("cast");

@@ -56,6 +56,15 @@ impl AuthError {
     pub fn is_unauthenticated(&self) -> bool {
         !matches!(self, AuthError::Forbidden { .. })
     }
+
+    /// The gRPC status: UNAUTHENTICATED or PERMISSION_DENIED.
+    pub fn status(&self) -> tonic::Status {
+        if self.is_unauthenticated() {
+            tonic::Status::unauthenticated(self.to_string())
+        } else {
+            tonic::Status::permission_denied(self.to_string())
+        }
+    }
 }
 
 /// The configured tokens, by hash.

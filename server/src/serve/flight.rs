@@ -42,7 +42,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 use vigil::{Planned, Session};
 
-use super::auth::{AuthError, Authenticator, Principal};
+use super::auth::{Authenticator, Principal};
 use super::config::Scope;
 use super::pipeline::now_ns;
 use super::queries::{Deadline, Queries, QueryFailure};
@@ -88,7 +88,7 @@ impl FlightSql {
             .map(|v| v.as_bytes());
         self.auth
             .authorize(header, scope, now_ns())
-            .map_err(auth_status)
+            .map_err(|e| e.status())
     }
 
     async fn plan(&self, session: &Session, sql: &str) -> Result<Planned, Status> {
@@ -182,14 +182,6 @@ impl FlightSql {
             .with_descriptor(descriptor)
             .with_ordered(true);
         Ok(Response::new(info))
-    }
-}
-
-fn auth_status(e: AuthError) -> Status {
-    if e.is_unauthenticated() {
-        Status::unauthenticated(e.to_string())
-    } else {
-        Status::permission_denied(e.to_string())
     }
 }
 

@@ -138,11 +138,9 @@ pub fn routes(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>) -> Routes {
             .metadata()
             .get("authorization")
             .map(|v| v.as_bytes());
-        match auth.authorize(header, Scope::Ingest, now_ns()) {
-            Ok(_) => Ok(request),
-            Err(e) if e.is_unauthenticated() => Err(Status::unauthenticated(e.to_string())),
-            Err(e) => Err(Status::permission_denied(e.to_string())),
-        }
+        auth.authorize(header, Scope::Ingest, now_ns())
+            .map(|_| request)
+            .map_err(|e| e.status())
     };
     Routes::new(InterceptedService::new(
         MetricsServiceServer::new(otlp.clone())

@@ -4,7 +4,6 @@
 //! away) cancels it and frees its slot.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
@@ -167,8 +166,6 @@ impl std::error::Error for DeadlinePassed {}
 pub struct Queries {
     config: QueryConfig,
     slots: Arc<Semaphore>,
-    queued: Arc<AtomicUsize>,
-    running: Arc<AtomicUsize>,
     /// Turns true when the server stops: new queries are refused, running ones end.
     stop: tokio::sync::watch::Sender<bool>,
     metrics: QueryMetrics,
@@ -178,25 +175,22 @@ pub struct Queries {
 #[derive(Debug)]
 struct Slot {
     _permit: OwnedSemaphorePermit,
-    running: Arc<AtomicUsize>,
     metrics: QueryMetrics,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.running.fetch_sub(1, Ordering::Relaxed);
         self.metrics.running.dec();
     }
 }
 
 /// One place in the queue, given back however the wait ends (a client that goes away drops
 /// the waiting future).
-struct QueuePlace(Arc<AtomicUsize>, QueryMetrics);
+struct QueuePlace(QueryMetrics);
 
 impl Drop for QueuePlace {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-        self.1.queued.dec();
+        self.0.queued.dec();
     }
 }
 
@@ -217,8 +211,6 @@ impl Queries {
             metrics,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
-            queued: Arc::new(AtomicUsize::new(0)),
-            running: Arc::new(AtomicUsize::new(0)),
             stop: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -229,7 +221,7 @@ impl Queries {
 
     /// Queries running now.
     pub fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+        usize::try_from(self.metrics.running.get()).unwrap_or(0)
     }
 
     /// Refuses new queries and ends the running ones (the server is stopping).
@@ -322,9 +314,9 @@ impl Queries {
             Ok(permit) => permit,
             Err(TryAcquireError::Closed) => return Err(QueryFailure::Unavailable),
             Err(TryAcquireError::NoPermits) => {
-                let queued = self.queued.fetch_add(1, Ordering::AcqRel);
-                self.metrics.queued.inc();
-                let _place = QueuePlace(Arc::clone(&self.queued), self.metrics.clone());
+                // The queued gauge is the queue's count: `inc` answers how many were before.
+                let queued = usize::try_from(self.metrics.queued.inc()).unwrap_or(0);
+                let _place = QueuePlace(self.metrics.clone());
                 if queued >= self.config.max_queued {
                     return Err(QueryFailure::Busy {
                         running: self.running(),
@@ -339,11 +331,9 @@ impl Queries {
                 }
             }
         };
-        self.running.fetch_add(1, Ordering::Relaxed);
         self.metrics.running.inc();
         Ok(Slot {
             _permit: permit,
-            running: Arc::clone(&self.running),
             metrics: self.metrics.clone(),
         })
     }
