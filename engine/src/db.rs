@@ -9,7 +9,10 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use vigil_query::SessionOptions;
 use vigil_storage::schema::kind_schema;
-use vigil_storage::{CompactionStats, FlushStats, PodObservation, SignalKind, Store, WriteReceipt};
+use vigil_storage::{
+    CompactionStats, FlushStats, Hold, HoldRequest, PodObservation, RetentionReport, SignalKind,
+    Store, WriteReceipt,
+};
 
 use crate::error::{EngineError, Result};
 use crate::options::DbOptions;
@@ -89,8 +92,10 @@ impl Db {
     /// Runs one SQL statement and streams its result.
     ///
     /// DataFusion's SQL plus vigil's temporal extensions (ASOF JOIN, MATCH_RECOGNIZE, time
-    /// functions; see `docs/sql.md`). Two more statements manage the store: `FLUSH` writes hot rows to
-    /// segments, `COMPACT` merges small segments; each returns one row of counts.
+    /// functions; see `docs/sql.md`). More statements manage the store: `FLUSH` writes hot
+    /// rows to segments, `COMPACT` merges small segments, `ENFORCE RETENTION` runs a
+    /// retention pass (each returns one row of counts); `SHOW RETENTION` and `SHOW HOLDS` list
+    /// the policy and the legal holds.
     pub async fn sql(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         self.full.sql(sql).await
     }
@@ -114,6 +119,28 @@ impl Db {
     /// Merges small segments now.
     pub fn compact(&self) -> Result<CompactionStats> {
         Ok(self.store.compact()?)
+    }
+
+    /// Runs a retention pass now: logs what the policy removes, then removes it (rolling
+    /// metrics up first where a rule says so). See `docs/retention.md`.
+    pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        Ok(self.store.enforce_retention()?)
+    }
+
+    /// What a retention pass now would remove, changing nothing.
+    pub fn retention_dry_run(&self) -> Result<RetentionReport> {
+        Ok(self.store.retention_dry_run()?)
+    }
+
+    /// Keeps the rows of a pod in a time range whatever the retention policy says, until
+    /// released (detections use it to keep raw data around an alert).
+    pub fn place_hold(&self, request: HoldRequest) -> Result<Hold> {
+        Ok(self.store.place_hold(request)?)
+    }
+
+    /// Ends a hold; false when no hold has this id.
+    pub fn release_hold(&self, id: u64) -> Result<bool> {
+        Ok(self.store.release_hold(id)?)
     }
 
     /// The store underneath, for statistics and verification.

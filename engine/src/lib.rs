@@ -46,8 +46,10 @@
 //! ```
 //!
 //! Tables: `metrics`, `logs`, `spans`, `audit`, `events` (one per kind), `signals` (all of
-//! them, with a `kind` column) and `pods` (the history of every pod heard of). Every scan prunes segments by time, pod and indexed columns
-//! and returns rows in (pod, ts) order per partition.
+//! them, with a `kind` column), `pods` (the history of every pod heard of), `metric_rollups`
+//! and the views `metrics_1m`, `metrics_1h` (downsampled metrics, `docs/retention.md`), and
+//! `retention_rules`/`retention_holds`. Every scan prunes segments by time, pod and indexed
+//! columns and returns rows in (pod, ts) order per partition.
 
 mod db;
 pub mod error;
@@ -61,8 +63,10 @@ pub use options::DbOptions;
 pub use session::{Access, Planned, QueryLimits, Session, StoreCommand};
 pub use table::Visibility;
 pub use vigil_query::{QueryError, SessionOptions};
+pub use vigil_storage::retention;
 pub use vigil_storage::schema;
 pub use vigil_storage::{
-    Clock, CompactionStats, Durability, FlushStats, ManualClock, PodObservation, PodVersion,
-    SegmentLayout, SignalKind, StorageError, StoreOptions, SystemClock, WriteReceipt,
+    Clock, CompactionStats, Durability, FlushStats, Hold, HoldRequest, ManualClock, PodObservation,
+    PodVersion, RetentionOptions, RetentionPolicy, RetentionReport, RetentionRule, SegmentLayout,
+    SignalKind, StorageError, StoreOptions, SystemClock, WriteReceipt,
 };

@@ -3,6 +3,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::array::UInt64Array;
@@ -18,7 +19,10 @@ use datafusion::prelude::{SQLOptions, SessionContext};
 use vigil_storage::{SignalKind, Store};
 
 use crate::error::{EngineError, Result};
-use crate::table::{KindTable, PodsTable, SignalsTable, Visibility};
+use crate::table::{
+    HoldsTable, KindTable, PodsTable, RollupView, SignalsTable, Visibility, rollup_view_name,
+    rules_table,
+};
 
 /// What a session may see and do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,16 +122,25 @@ pub enum StoreCommand {
     Flush,
     /// Merge small segments.
     Compact,
+    /// Run a retention pass now (`ENFORCE RETENTION`).
+    EnforceRetention,
 }
 
 impl StoreCommand {
-    /// `FLUSH` or `COMPACT` (any case, optional `;`), or `None` for anything else.
+    /// `FLUSH`, `COMPACT` or `ENFORCE RETENTION` (any case, optional `;`), or `None` for
+    /// anything else.
     pub fn parse(sql: &str) -> Option<StoreCommand> {
         let text = sql.trim().trim_end_matches(';').trim();
         if text.eq_ignore_ascii_case("FLUSH") {
             Some(StoreCommand::Flush)
         } else if text.eq_ignore_ascii_case("COMPACT") {
             Some(StoreCommand::Compact)
+        } else if text
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .eq(["ENFORCE", "RETENTION"])
+        {
+            Some(StoreCommand::EnforceRetention)
         } else {
             None
         }
@@ -137,6 +150,15 @@ impl StoreCommand {
         match self {
             StoreCommand::Flush => &["segments_written", "rows_flushed"],
             StoreCommand::Compact => &["segments_merged", "segments_written", "rows_compacted"],
+            StoreCommand::EnforceRetention => &[
+                "rows_deleted",
+                "rows_rolled_up",
+                "rollup_rows_written",
+                "rows_held",
+                "segments_dropped",
+                "segments_rewritten",
+                "bytes_freed",
+            ],
         }
     }
 
@@ -158,6 +180,18 @@ impl StoreCommand {
             StoreCommand::Compact => {
                 let s = store.compact()?;
                 vec![s.inputs as u64, s.outputs as u64, s.rows]
+            }
+            StoreCommand::EnforceRetention => {
+                let r = store.enforce_retention()?;
+                vec![
+                    r.total_deleted(),
+                    r.rows_rolled_up,
+                    r.rollup_rows_written,
+                    r.rows_held,
+                    r.segments_dropped as u64,
+                    r.segments_rewritten as u64,
+                    r.bytes_freed,
+                ]
             }
         })
     }
@@ -194,11 +228,27 @@ impl Session {
         }
         let ctx = vigil_query::new_context(options)?;
         let visibility = &access.visibility;
-        for kind in SignalKind::ALL {
-            let table =
-                KindTable::new(kind, Arc::clone(&store)).with_visibility(visibility.clone());
-            ctx.register_table(kind.table_name(), Arc::new(table))?;
+        let mut tables = std::collections::BTreeMap::new();
+        for kind in SignalKind::STORED {
+            let table: Arc<dyn datafusion::datasource::TableProvider> = Arc::new(
+                KindTable::new(kind, Arc::clone(&store)).with_visibility(visibility.clone()),
+            );
+            ctx.register_table(kind.table_name(), Arc::clone(&table))?;
+            tables.insert(kind, table);
         }
+        let mut steps = store.retention_policy().steps();
+        steps.extend([Duration::from_secs(60), Duration::from_secs(3600)]);
+        for step in steps {
+            let view = RollupView::new(
+                step,
+                Arc::clone(&tables[&SignalKind::Metric]),
+                Arc::clone(&tables[&SignalKind::Rollup]),
+            );
+            ctx.register_table(rollup_view_name(step), Arc::new(view))?;
+        }
+        ctx.register_table("retention_rules", Arc::new(rules_table(&store)?))?;
+        let holds = HoldsTable::new(Arc::clone(&store), visibility.clone());
+        ctx.register_table("retention_holds", Arc::new(holds))?;
         let signals = SignalsTable::new(Arc::clone(&store)).with_visibility(visibility.clone());
         ctx.register_table("signals", Arc::new(signals))?;
         let pods = PodsTable::new(Arc::clone(&store)).with_visibility(visibility.clone());
@@ -220,7 +270,10 @@ impl Session {
     pub async fn plan(&self, sql: &str) -> Result<Planned> {
         let planned = match StoreCommand::parse(sql) {
             Some(command) => Planned::Command(command),
-            None => Planned::Query(vigil_query::sql::logical_plan(&self.ctx, sql).await?),
+            None => {
+                let sql = show_table(sql).unwrap_or(sql);
+                Planned::Query(vigil_query::sql::logical_plan(&self.ctx, sql).await?)
+            }
         };
         self.check(&planned)?;
         Ok(planned)
@@ -318,6 +371,27 @@ impl Session {
             .map_err(datafusion::error::DataFusionError::from)?;
         let stream = futures::stream::iter(vec![Ok(batch)]);
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// `SHOW RETENTION` and `SHOW HOLDS`, as the queries that answer them.
+fn show_table(sql: &str) -> Option<&'static str> {
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    match words.as_slice() {
+        [show, what] if show.eq_ignore_ascii_case("SHOW") => {
+            if what.eq_ignore_ascii_case("RETENTION") {
+                Some("SELECT * FROM retention_rules ORDER BY rule")
+            } else if what.eq_ignore_ascii_case("HOLDS") {
+                Some("SELECT * FROM retention_holds ORDER BY id")
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 

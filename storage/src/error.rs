@@ -47,6 +47,14 @@ pub enum StorageError {
         problem: String,
     },
 
+    /// A retention rule that cannot be enforced as written.
+    #[error("retention {rule}: {problem}")]
+    InvalidPolicy { rule: String, problem: String },
+
+    /// A legal hold that cannot be placed as asked.
+    #[error("invalid hold: {0}")]
+    InvalidHold(String),
+
     #[error("I/O error on {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -87,6 +95,8 @@ impl StorageError {
             StorageError::InvalidBatch { .. }
                 | StorageError::UnknownKind(_)
                 | StorageError::InvalidOption { .. }
+                | StorageError::InvalidPolicy { .. }
+                | StorageError::InvalidHold(_)
         )
     }
 }

@@ -13,16 +13,28 @@ pub enum SignalKind {
     Span,
     Audit,
     Event,
+    /// Downsampled metrics written by retention (`metric_rollups`); never ingested.
+    Rollup,
 }
 
 impl SignalKind {
-    /// All kinds, in their on-disk code order.
+    /// The five ingested kinds, in their on-disk code order (what `signals` unions).
     pub const ALL: [SignalKind; 5] = [
         SignalKind::Metric,
         SignalKind::Log,
         SignalKind::Span,
         SignalKind::Audit,
         SignalKind::Event,
+    ];
+
+    /// Every kind a segment may hold: the ingested ones and [`SignalKind::Rollup`].
+    pub const STORED: [SignalKind; 6] = [
+        SignalKind::Metric,
+        SignalKind::Log,
+        SignalKind::Span,
+        SignalKind::Audit,
+        SignalKind::Event,
+        SignalKind::Rollup,
     ];
 
     /// The singular name used in the `kind` column and on the command line.
@@ -33,6 +45,7 @@ impl SignalKind {
             SignalKind::Span => "span",
             SignalKind::Audit => "audit",
             SignalKind::Event => "event",
+            SignalKind::Rollup => "rollup",
         }
     }
 
@@ -44,6 +57,7 @@ impl SignalKind {
             SignalKind::Span => "spans",
             SignalKind::Audit => "audit",
             SignalKind::Event => "events",
+            SignalKind::Rollup => "metric_rollups",
         }
     }
 
@@ -55,11 +69,12 @@ impl SignalKind {
             SignalKind::Span => 3,
             SignalKind::Audit => 4,
             SignalKind::Event => 5,
+            SignalKind::Rollup => 6,
         }
     }
 
     pub fn from_code(code: u8) -> Option<SignalKind> {
-        SignalKind::ALL.into_iter().find(|k| k.code() == code)
+        SignalKind::STORED.into_iter().find(|k| k.code() == code)
     }
 }
 

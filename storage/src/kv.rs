@@ -331,7 +331,52 @@ impl Kv {
     }
 }
 
-fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
+impl Kv {
+    /// A JSON value kept under `key` in the default column family.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| self.bad(format!("{}: {e}", String::from_utf8_lossy(key)))),
+        }
+    }
+
+    pub fn put_json<T: serde::Serialize>(&self, batch: &mut WriteBatch, key: &[u8], value: &T) {
+        // Plain structs of strings and numbers always serialize.
+        batch.put(key, serde_json::to_vec(value).unwrap_or_default());
+    }
+
+    /// Every JSON value whose key starts with `prefix`, in key order.
+    pub fn scan_json<T: serde::de::DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator(mode) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| self.bad(format!("{}: {e}", String::from_utf8_lossy(&k))))?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn delete_key(&self, batch: &mut WriteBatch, key: &[u8]) {
+        batch.delete(key);
+    }
+
+    /// Rewrites the manifest's table files without the entries retention deleted.
+    pub fn compact_manifest(&self) {
+        self.db
+            .compact_range_cf(self.cf(CF_SEGMENTS), None::<&[u8]>, None::<&[u8]>);
+        self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+    }
+}
+
+pub(crate) fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&id.to_be_bytes());
     key

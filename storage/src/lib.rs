@@ -5,7 +5,8 @@
 //! rows) and published before it is acknowledged. In the background, hot rows are flushed
 //! into immutable Parquet segments sorted by (pod, ts), each with roaring-bitmap indexes of
 //! its pods and low-cardinality columns, recorded in a manifest that changes atomically; small
-//! segments are compacted. Readers take a [`Version`] and prune segments and rows with
+//! segments are compacted, and [`retention`] removes or downsamples what its policy no longer
+//! keeps. Readers take a [`Version`] and prune segments and rows with
 //! [`prune::prune_segments`]. This crate knows nothing of SQL.
 
 pub mod clock;
@@ -18,9 +19,10 @@ pub mod options;
 pub mod pod_history;
 pub mod pods;
 pub mod prune;
+pub mod retention;
 pub mod schema;
 pub mod segment;
-mod store;
+pub(crate) mod store;
 pub mod validate;
 pub mod version;
 
@@ -31,6 +33,9 @@ pub use kv::FORMAT_VERSION;
 pub use options::{Durability, StoreOptions};
 pub use pod_history::{PodObservation, PodVersion};
 pub use prune::{PruneStats, ScanFilter, SegmentScan};
+pub use retention::{
+    Hold, HoldRequest, RetentionOptions, RetentionPolicy, RetentionReport, RetentionRule,
+};
 pub use roaring;
 pub use segment::writer::SegmentLayout;
 pub use store::{CompactionStats, FlushStats, Store, WriteReceipt};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Result, StorageError};
+use crate::retention::RetentionOptions;
 use crate::segment::writer::SegmentLayout;
 
 /// When a write is acknowledged.
@@ -56,6 +57,9 @@ pub struct StoreOptions {
     /// Run flush and compaction in background threads. Off, they happen only when asked.
     pub background: bool,
     pub clock: Arc<dyn Clock>,
+    /// What to keep how long, and how often to check (`docs/retention.md`). By default
+    /// everything is kept.
+    pub retention: RetentionOptions,
 }
 
 impl Default for StoreOptions {
@@ -72,6 +76,7 @@ impl Default for StoreOptions {
             layout: SegmentLayout::default(),
             background: true,
             clock: Arc::new(SystemClock),
+            retention: RetentionOptions::default(),
         }
     }
 }
@@ -102,6 +107,10 @@ impl StoreOptions {
         if !(1..=22).contains(&self.layout.zstd_level) {
             return bad("layout.zstd_level", "must be between 1 and 22");
         }
+        if self.retention.check_every < Duration::from_secs(1) {
+            return bad("retention.check_every", "must be at least one second");
+        }
+        self.retention.policy.check_window(self.segment_window)?;
         Ok(())
     }
 

@@ -275,6 +275,8 @@ impl Cluster {
             SignalKind::Span => Box::new(PerMinute::new(self, SignalKind::Span, fill_spans)),
             SignalKind::Audit => Box::new(PerMinute::new(self, SignalKind::Audit, fill_audit)),
             SignalKind::Event => Box::new(PerMinute::new(self, SignalKind::Event, fill_events)),
+            // Rollups are derived by retention, never generated.
+            SignalKind::Rollup => Box::new(std::iter::empty()),
         }
     }
 }

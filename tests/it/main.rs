@@ -6,5 +6,6 @@ mod bad_input;
 mod crash;
 mod duckdb_asof;
 mod pruning;
+mod retention;
 mod slt;
 mod support;

@@ -1,10 +1,13 @@
-//! vigil's tables as DataFusion sees them: one per kind, and the union `signals`.
+//! vigil's tables as DataFusion sees them: one per kind, the union `signals`, `pods`, the
+//! rollup views (`metrics_1m`...) and the retention tables.
 
 mod access;
 mod exec;
 mod insert;
 mod kind;
 mod pods;
+mod retention;
+mod rollups;
 mod scan;
 mod signals;
 mod visibility;
@@ -16,6 +19,8 @@ use vigil_storage::ScanFilter;
 pub use exec::{ScanSummary, VigilScanExec};
 pub use kind::KindTable;
 pub use pods::{PODS_SCHEMA, PodsTable};
+pub use retention::{HOLDS_SCHEMA, HoldsTable, RULES_SCHEMA, rules_table};
+pub use rollups::{ROLLUP_VIEW_SCHEMA, RollupView, rollup_view_name};
 pub use scan::pod_ts_ordering;
 pub use signals::SignalsTable;
 pub use visibility::Visibility;

@@ -327,6 +327,29 @@ const EVENT_COLUMNS: &[ColumnSpec] = &[
     ),
 ];
 
+const ROLLUP_COLUMNS: &[ColumnSpec] = &[
+    required(indexed(col(
+        "name",
+        Utf8,
+        "Metric name, e.g. `container_cpu_usage_cores`.",
+    ))),
+    col("metric_type", Utf8, "The metric type of the raw samples."),
+    col("unit", Utf8, "Unit of the values."),
+    required(col(
+        "step_seconds",
+        Int64,
+        "Length of the bucket in seconds; `ts` is its start (aligned to the Unix epoch).",
+    )),
+    required(col("min", Float64, "Smallest sample value in the bucket.")),
+    required(col("max", Float64, "Largest sample value in the bucket.")),
+    required(col(
+        "sum",
+        Float64,
+        "Sum of the sample values in the bucket.",
+    )),
+    required(col("count", Int64, "Number of samples in the bucket.")),
+];
+
 /// The columns of `kind` that follow the common columns.
 pub fn kind_columns(kind: SignalKind) -> &'static [ColumnSpec] {
     match kind {
@@ -335,6 +358,7 @@ pub fn kind_columns(kind: SignalKind) -> &'static [ColumnSpec] {
         SignalKind::Span => SPAN_COLUMNS,
         SignalKind::Audit => AUDIT_COLUMNS,
         SignalKind::Event => EVENT_COLUMNS,
+        SignalKind::Rollup => ROLLUP_COLUMNS,
     }
 }
 
@@ -356,7 +380,7 @@ fn field(spec: &ColumnSpec) -> Field {
 pub fn kind_schema(kind: SignalKind) -> SchemaRef {
     static SCHEMAS: OnceLock<BTreeMap<SignalKind, SchemaRef>> = OnceLock::new();
     let map = SCHEMAS.get_or_init(|| {
-        SignalKind::ALL
+        SignalKind::STORED
             .into_iter()
             .map(|k| {
                 (
@@ -444,6 +468,13 @@ pub fn schema_markdown() -> String {
         );
         table(&mut out, &mut kind_columns(kind).iter());
     }
+    out.push_str(
+        "## `metric_rollups` (kind `rollup`)\n\nDownsampled metrics, written by retention (`docs/retention.md`) before the raw samples\n\
+         they summarize are removed; never ingested. One row per series (every common column, `name`,\n\
+         `metric_type`, `unit`) and bucket of `step_seconds`. The views `metrics_1m`, `metrics_1h`\n\
+         (and one per configured step) combine these rows with the raw samples still kept.\n\n",
+    );
+    table(&mut out, &mut kind_columns(SignalKind::Rollup).iter());
     out.push_str(
         "## `signals`\n\nThe union of all five tables: the common columns, then `kind` (VARCHAR, the singular\n\
          kind name), then every kind's own columns once, in the order above; a column another kind\n\

@@ -9,12 +9,12 @@
 mod background;
 mod commit;
 mod compaction;
-mod flush;
+pub(crate) mod flush;
 mod open;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use crate::kv::{Kv, encode_hot};
 use crate::options::{Durability, StoreOptions};
 use crate::pod_history::{PodHistory, PodObservation, PodVersion};
 use crate::pods::{PodDictionary, pod_keys};
+use crate::retention::{Hold, HoldRequest, RetentionPolicy, RetentionReport};
 use crate::validate::normalize;
 use crate::version::Version;
 
@@ -59,6 +60,9 @@ pub(crate) struct Shared {
     pub next_segment_id: AtomicU64,
     pub flush_lock: Mutex<()>,
     pub compaction_lock: Mutex<()>,
+    pub retention_lock: Mutex<()>,
+    /// When the current retention policy took effect (store clock, nanoseconds).
+    pub policy_since: AtomicI64,
     /// Signalled after every flush, for writers stalled on too many hot rows.
     pub flushed: (Mutex<u64>, Condvar),
     pub closing: AtomicBool,
@@ -69,7 +73,7 @@ impl Shared {
         self.version.read().clone()
     }
 
-    fn allocate_segment_id(&self) -> u64 {
+    pub(crate) fn allocate_segment_id(&self) -> u64 {
         self.next_segment_id.fetch_add(1, Ordering::SeqCst)
     }
 }
@@ -80,6 +84,7 @@ pub struct Store {
     commit_tx: RwLock<Option<Sender<CommitRequest>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     background: Mutex<Option<background::Worker>>,
+    retention: Mutex<Option<crate::retention::worker::Worker>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,6 +145,13 @@ impl Store {
     /// Like [`Store::write`] for several batches of one kind, all or nothing: after a crash
     /// either every batch is there or none is.
     pub fn write_all(&self, kind: SignalKind, batches: &[RecordBatch]) -> Result<WriteReceipt> {
+        if kind == SignalKind::Rollup {
+            return Err(StorageError::InvalidBatch {
+                kind: kind.as_str(),
+                column: "*".into(),
+                problem: "metric_rollups is written by retention only".into(),
+            });
+        }
         let mut parts = Vec::with_capacity(batches.len());
         let mut pods = Vec::new();
         for batch in batches {
@@ -208,6 +220,92 @@ impl Store {
         compaction::compact(&self.shared, 2)
     }
 
+    /// The retention policy in effect.
+    pub fn retention_policy(&self) -> &RetentionPolicy {
+        &self.shared.options.retention.policy
+    }
+
+    /// When the policy took effect (it differed from the one the store last ran with), by the
+    /// store's clock. Background passes delete nothing until `change_grace` after it.
+    pub fn retention_policy_since(&self) -> i64 {
+        self.shared.policy_since.load(Ordering::SeqCst)
+    }
+
+    /// Runs a retention pass now, grace or not: logs what it will delete, then deletes it.
+    pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        crate::retention::run(&self.shared, false)
+    }
+
+    /// What a retention pass now would delete and downsample, changing nothing.
+    pub fn retention_dry_run(&self) -> Result<RetentionReport> {
+        crate::retention::run(&self.shared, true)
+    }
+
+    /// Exempts rows of a pod in a time range from retention until released; durable when it
+    /// returns.
+    pub fn place_hold(&self, request: HoldRequest) -> Result<Hold> {
+        if request.pod.trim().is_empty() {
+            return Err(StorageError::InvalidHold("pod is empty".into()));
+        }
+        if request.from_ns > request.to_ns {
+            return Err(StorageError::InvalidHold(format!(
+                "from ({}) is after to ({})",
+                crate::retention::format_instant(request.from_ns),
+                crate::retention::format_instant(request.to_ns)
+            )));
+        }
+        let _serial = self.shared.retention_lock.lock();
+        let id = self
+            .shared
+            .kv
+            .get_json::<u64>(crate::retention::holds::KEY_NEXT_HOLD_ID)?
+            .unwrap_or(1);
+        let hold = Hold {
+            id,
+            namespace: request.namespace.filter(|n| !n.is_empty()),
+            pod: request.pod,
+            from_ns: request.from_ns,
+            to_ns: request.to_ns,
+            reason: request.reason,
+            placed_ns: self.shared.options.clock.now_ns(),
+        };
+        let mut batch = rocksdb::WriteBatch::default();
+        self.shared.kv.put_json(
+            &mut batch,
+            &crate::kv::id_key(crate::retention::holds::PREFIX_HOLD, id),
+            &hold,
+        );
+        self.shared.kv.put_json(
+            &mut batch,
+            crate::retention::holds::KEY_NEXT_HOLD_ID,
+            &(id + 1),
+        );
+        self.shared.kv.write(batch, true)?;
+        tracing::info!(id, pod = %hold.pod, reason = %hold.reason, "placed a retention hold");
+        Ok(hold)
+    }
+
+    /// Ends a hold; false when there was none with this id.
+    pub fn release_hold(&self, id: u64) -> Result<bool> {
+        let _serial = self.shared.retention_lock.lock();
+        let key = crate::kv::id_key(crate::retention::holds::PREFIX_HOLD, id);
+        if self.shared.kv.get_json::<Hold>(&key)?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        self.shared.kv.delete_key(&mut batch, &key);
+        self.shared.kv.write(batch, true)?;
+        tracing::info!(id, "released a retention hold");
+        Ok(true)
+    }
+
+    /// Every hold in effect, by id.
+    pub fn holds(&self) -> Result<Vec<Hold>> {
+        self.shared
+            .kv
+            .scan_json(crate::retention::holds::PREFIX_HOLD)
+    }
+
     /// Reads every segment file and checks its size and CRC against the manifest.
     pub fn verify(&self) -> Result<()> {
         for segment in self.version().segments.iter() {
@@ -242,6 +340,9 @@ impl Store {
     /// been acknowledged or refused. Hot rows stay in the WAL; nothing needs flushing.
     pub fn close(&self) -> Result<()> {
         self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(worker) = self.retention.lock().take() {
+            worker.stop();
+        }
         if let Some(worker) = self.background.lock().take() {
             worker.stop();
         }

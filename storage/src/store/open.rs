@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -96,6 +96,7 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         "opened store"
     );
 
+    let policy_since = record_policy(&kv, &options, now)?;
     let background = options.background;
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
@@ -112,6 +113,8 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         next_segment_id: AtomicU64::new(next_segment_id),
         flush_lock: Mutex::new(()),
         compaction_lock: Mutex::new(()),
+        retention_lock: Mutex::new(()),
+        policy_since: AtomicI64::new(policy_since),
         flushed: (Mutex::new(0), Condvar::new()),
         closing: AtomicBool::new(false),
     });
@@ -131,12 +134,57 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         })
         .map_err(|e| StorageError::io(dir, e))?;
 
+    let retention = if background && !shared.options.retention.policy.is_empty() {
+        Some(
+            crate::retention::worker::Worker::start(Arc::clone(&shared))
+                .map_err(|e| StorageError::io(dir, e))?,
+        )
+    } else {
+        None
+    };
+
     Ok(Store {
         shared,
         commit_tx: RwLock::new(Some(tx)),
         committer: Mutex::new(Some(committer)),
         background: Mutex::new(worker),
+        retention: Mutex::new(retention),
     })
+}
+
+/// Compares the retention policy with the one the store last ran with; a different one is
+/// recorded (and logged) with `now` as the instant it took effect. Returns that instant.
+fn record_policy(kv: &Kv, options: &StoreOptions, now: i64) -> Result<i64> {
+    use crate::retention::{KEY_POLICY, PolicyRecord, format_duration, format_instant};
+    let fingerprint = options.retention.policy.fingerprint();
+    let previous: Option<PolicyRecord> = kv.get_json(KEY_POLICY)?;
+    if let Some(p) = &previous
+        && p.fingerprint == fingerprint
+    {
+        return Ok(p.since_ns);
+    }
+    if !options.retention.policy.is_empty() {
+        tracing::warn!(
+            previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
+            now = %fingerprint,
+            grace = %format_duration(options.retention.change_grace),
+            deletes_from = %format_instant(now.saturating_add(
+                i64::try_from(options.retention.change_grace.as_nanos()).unwrap_or(i64::MAX)
+            )),
+            "retention policy changed: background passes only log what they would delete until              the grace ends"
+        );
+    }
+    let mut batch = rocksdb::WriteBatch::default();
+    kv.put_json(
+        &mut batch,
+        KEY_POLICY,
+        &PolicyRecord {
+            fingerprint,
+            since_ns: now,
+        },
+    );
+    kv.write(batch, true)?;
+    Ok(now)
 }
 
 /// Deletes the segment files a durable record says are garbage: temporary files, outputs of

@@ -1,0 +1,248 @@
+//! `metrics_1m`, `metrics_1h`, ...: metrics at a coarser resolution, answered from the right
+//! source for every bucket.
+//!
+//! Retention turns raw samples into rollup rows (`metric_rollups`) and removes them in one
+//! step, so every sample is counted exactly once, either raw or in a rollup. A view of step
+//! S therefore combines both: raw samples bucketed to S, and rollups of every step that
+//! divides S re-bucketed to S, merged per (series, bucket) (min of mins, sum of sums...).
+//! A range that spans data already downsampled and data still raw is answered from both,
+//! each part from where it is; the same query keeps its answer as retention runs.
+//!
+//! Filters on `ts` and on the series columns reach both sources' scans, where they prune.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::IntervalMonthDayNano;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::{TableProvider, TableType, provider_as_source};
+use datafusion::functions::datetime::expr_fn::date_bin;
+use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, col, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use vigil_storage::SignalKind;
+use vigil_storage::schema::{kind_schema, ts_type};
+
+use crate::table::{inexact, scan_filter};
+
+/// The columns naming a series, in the view's order after `ts`.
+const SERIES: &[&str] = &[
+    "cluster",
+    "namespace",
+    "pod",
+    "container",
+    "node",
+    "attributes",
+    "name",
+    "metric_type",
+    "unit",
+];
+
+/// The columns of every rollup view.
+pub static ROLLUP_VIEW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let rollups = kind_schema(SignalKind::Rollup);
+    let mut fields = vec![Field::new("ts", ts_type(), false)];
+    for name in SERIES {
+        let f = rollups.field_with_name(name).expect("a rollup column");
+        fields.push(f.clone());
+    }
+    for name in ["min", "max", "avg", "sum"] {
+        fields.push(Field::new(name, DataType::Float64, true));
+    }
+    fields.push(Field::new("count", DataType::Int64, true));
+    Arc::new(Schema::new(fields))
+});
+
+/// The view name of a step: `metrics_30s`, `metrics_1m`, `metrics_1h`, `metrics_1d`.
+pub fn rollup_view_name(step: Duration) -> String {
+    let s = step.as_secs();
+    let unit = if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    };
+    format!("metrics_{unit}")
+}
+
+/// One view: metrics at `step`.
+#[derive(Debug)]
+pub struct RollupView {
+    step: Duration,
+    metrics: Arc<dyn TableProvider>,
+    rollups: Arc<dyn TableProvider>,
+}
+
+impl RollupView {
+    /// The view over the session's own `metrics` and `metric_rollups` tables (so it sees
+    /// what they let the session see).
+    pub fn new(
+        step: Duration,
+        metrics: Arc<dyn TableProvider>,
+        rollups: Arc<dyn TableProvider>,
+    ) -> Self {
+        RollupView {
+            step,
+            metrics,
+            rollups,
+        }
+    }
+}
+
+fn step_ns(step: Duration) -> i64 {
+    i64::try_from(step.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// `date_bin(step, ts, epoch)`, named `ts`.
+fn bucket(step: Duration) -> Expr {
+    let stride = lit(ScalarValue::IntervalMonthDayNano(Some(
+        IntervalMonthDayNano::new(0, 0, step_ns(step)),
+    )));
+    let origin = lit(ScalarValue::TimestampNanosecond(
+        Some(0),
+        Some("UTC".into()),
+    ));
+    date_bin(stride, col("ts"), origin).alias("ts")
+}
+
+fn ts_lit(ns: i64) -> Expr {
+    lit(ScalarValue::TimestampNanosecond(
+        Some(ns),
+        Some("UTC".into()),
+    ))
+}
+
+#[async_trait]
+impl TableProvider for RollupView {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&ROLLUP_VIEW_SCHEMA)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(inexact(filters))
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // What the filters say about buckets, turned into what they say about source rows:
+        // a bucket starts at floor(ts / step) * step.
+        let wanted = scan_filter(filters, SERIES);
+        let step = step_ns(self.step);
+        let mut source_filters: Vec<Expr> = Vec::new();
+        if wanted.is_empty_set() {
+            source_filters.push(lit(false));
+        }
+        if let Some(lo) = wanted.min_ts {
+            source_filters.push(col("ts").gt_eq(ts_lit(lo.div_euclid(step) * step)));
+        }
+        if let Some(hi) = wanted.max_ts {
+            let end = (hi.div_euclid(step) * step).saturating_add(step);
+            source_filters.push(col("ts").lt(ts_lit(end)));
+        }
+        for (column, values) in &wanted.values {
+            let list = values.iter().map(|v| lit(v.as_str())).collect();
+            source_filters.push(col(column.as_str()).in_list(list, false));
+        }
+        let filtered =
+            |builder: LogicalPlanBuilder, extra: Vec<Expr>| -> Result<LogicalPlanBuilder> {
+                let all: Vec<Expr> = source_filters.iter().cloned().chain(extra).collect();
+                match datafusion::logical_expr::utils::conjunction(all) {
+                    Some(predicate) => builder.filter(predicate),
+                    None => Ok(builder),
+                }
+            };
+        let keys = || -> Vec<Expr> {
+            std::iter::once(bucket(self.step))
+                .chain(SERIES.iter().map(|c| col(*c)))
+                .collect()
+        };
+        let raw = filtered(
+            LogicalPlanBuilder::scan(
+                "metrics",
+                provider_as_source(Arc::clone(&self.metrics)),
+                None,
+            )?,
+            Vec::new(),
+        )?
+        .aggregate(
+            keys(),
+            vec![
+                min(col("value")).alias("min"),
+                max(col("value")).alias("max"),
+                sum(col("value")).alias("sum"),
+                count(col("value")).alias("count"),
+            ],
+        )?
+        .build()?;
+        let step_seconds = i64::try_from(self.step.as_secs()).unwrap_or(i64::MAX);
+        let finer = vec![
+            col("step_seconds").lt_eq(lit(step_seconds)),
+            (lit(step_seconds) % col("step_seconds")).eq(lit(0i64)),
+        ];
+        let rolled = filtered(
+            LogicalPlanBuilder::scan(
+                "metric_rollups",
+                provider_as_source(Arc::clone(&self.rollups)),
+                None,
+            )?,
+            finer,
+        )?
+        .project(
+            keys()
+                .into_iter()
+                .chain(["min", "max", "sum", "count"].map(col)),
+        )?
+        .build()?;
+        let series_cols = || -> Vec<Expr> {
+            std::iter::once(col("ts"))
+                .chain(SERIES.iter().map(|c| col(*c)))
+                .collect()
+        };
+        let merged = LogicalPlanBuilder::from(raw).union(rolled)?.aggregate(
+            series_cols(),
+            vec![
+                min(col("min")).alias("min"),
+                max(col("max")).alias("max"),
+                sum(col("sum")).alias("sum"),
+                sum(col("count")).alias("count"),
+            ],
+        )?;
+        let mut outputs = series_cols();
+        outputs.extend([
+            col("min"),
+            col("max"),
+            (col("sum") / datafusion::logical_expr::cast(col("count"), DataType::Float64))
+                .alias("avg"),
+            col("sum"),
+            col("count"),
+        ]);
+        let all = merged.project(outputs)?;
+        let plan = match projection {
+            Some(indices) => {
+                let schema = self.schema();
+                all.project(indices.iter().map(|&i| col(schema.field(i).name())))?
+            }
+            None => all,
+        }
+        .build()?;
+        state.create_physical_plan(&plan).await
+    }
+}

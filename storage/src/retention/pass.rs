@@ -1,0 +1,827 @@
+//! One retention pass: every segment is judged against the policy at one instant.
+//!
+//! - A segment all of whose rows are past their rule (read from the manifest: time range,
+//!   pods and metric names in its index) and that no hold touches is dropped whole.
+//! - A segment that may hold some expired rows is first read in part (the columns that decide,
+//!   not the values) to count what would go. If anything goes, the counts are logged, then the
+//!   segment is rewritten without those rows, and the metric rows a rule downsamples become
+//!   rollup rows in new `rollup` segments. The rewritten segment and the rollups replace the
+//!   old segment in one synced manifest write, so after a crash either the old segment is
+//!   live or the new ones are: no row is lost, counted twice or brought back.
+//! - Rollups whose own keep has passed become coarser rollups, or go; the pass repeats
+//!   until nothing more rolls.
+//!
+//! Hot rows are flushed first, so everything is in segments. Segment files replaced or
+//! dropped are deleted when the last query reading them ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, BooleanBuilder, RecordBatch, StringArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::TimestampNanosecondType;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rocksdb::WriteBatch;
+
+use crate::error::{Result, StorageError};
+use crate::kind::SignalKind;
+use crate::retention::holds::Hold;
+use crate::retention::policy::{RetentionPolicy, RetentionRule};
+use crate::retention::rollup::{RollupBuilder, step_ns_of};
+use crate::segment::Segment;
+use crate::segment::writer::SegmentWriter;
+use crate::store::{Shared, flush};
+
+/// Rows per batch when reading and writing segments.
+const BATCH_ROWS: usize = 8192;
+/// Passes over new rollups at most (one per downsampling level, and then some).
+const MAX_ROUNDS: usize = 8;
+
+/// What a pass did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// The instant the policy was applied at, nanoseconds.
+    pub now_ns: i64,
+    pub dry_run: bool,
+    pub segments_dropped: usize,
+    pub segments_rewritten: usize,
+    pub rollup_segments_written: usize,
+    /// Rows removed without a rollup, by kind.
+    pub rows_deleted: BTreeMap<SignalKind, u64>,
+    /// Rows (raw metrics or finer rollups) folded into coarser rollups and removed.
+    pub rows_rolled_up: u64,
+    pub rollup_rows_written: u64,
+    /// Rows past their rule kept because a hold covers them.
+    pub rows_held: u64,
+    /// Bytes of segment files read, written, and given back (dropped or replaced files).
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub bytes_freed: u64,
+}
+
+impl RetentionReport {
+    pub fn total_deleted(&self) -> u64 {
+        self.rows_deleted.values().sum()
+    }
+
+    fn add(&mut self, other: &RetentionReport) {
+        self.segments_dropped += other.segments_dropped;
+        self.segments_rewritten += other.segments_rewritten;
+        self.rollup_segments_written += other.rollup_segments_written;
+        for (kind, n) in &other.rows_deleted {
+            *self.rows_deleted.entry(*kind).or_default() += n;
+        }
+        self.rows_rolled_up += other.rows_rolled_up;
+        self.rollup_rows_written += other.rollup_rows_written;
+        self.rows_held += other.rows_held;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.bytes_freed += other.bytes_freed;
+    }
+}
+
+impl std::fmt::Display for RetentionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = if self.dry_run { "would" } else { "did" };
+        writeln!(
+            f,
+            "retention at {} ({}):",
+            crate::retention::format_instant(self.now_ns),
+            if self.dry_run {
+                "dry run, nothing changed"
+            } else {
+                "applied"
+            }
+        )?;
+        if self.rows_deleted.is_empty() && self.rows_rolled_up == 0 {
+            writeln!(f, "  nothing is past its rule")?;
+        }
+        for (kind, n) in &self.rows_deleted {
+            writeln!(f, "  {verb} delete {n} {} rows", kind.table_name())?;
+        }
+        if self.rows_rolled_up > 0 {
+            writeln!(
+                f,
+                "  {verb} downsample {} rows into {} rollup rows",
+                self.rows_rolled_up, self.rollup_rows_written
+            )?;
+        }
+        if self.rows_held > 0 {
+            writeln!(
+                f,
+                "  kept {} expired rows under legal holds",
+                self.rows_held
+            )?;
+        }
+        write!(
+            f,
+            "  segments: {} dropped, {} rewritten, {} rollup segments written; {} bytes freed",
+            self.segments_dropped,
+            self.segments_rewritten,
+            self.rollup_segments_written,
+            self.bytes_freed
+        )
+    }
+}
+
+/// What becomes of one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Keep,
+    Delete,
+    /// Into a rollup bucket of this many nanoseconds.
+    Roll(i64),
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn bucket_end(ts: i64, step: i64) -> i64 {
+    (ts.div_euclid(step) * step).saturating_add(step)
+}
+
+/// The fate of a row of `rule` at `ts` (`step_ns` 0 for raw rows, the bucket for rollups).
+fn action(rule: &RetentionRule, step_ns: i64, ts: i64, now: i64) -> Action {
+    let cutoff = |keep: Duration| now.saturating_sub(nanos(keep));
+    if step_ns == 0 {
+        return match rule.downsample.first() {
+            None if ts < cutoff(rule.keep) => Action::Delete,
+            None => Action::Keep,
+            Some(first) => {
+                let step = nanos(first.step);
+                if bucket_end(ts, step) <= cutoff(rule.keep) {
+                    Action::Roll(step)
+                } else {
+                    Action::Keep
+                }
+            }
+        };
+    }
+    match rule
+        .downsample
+        .iter()
+        .position(|d| nanos(d.step) == step_ns)
+    {
+        Some(i) => {
+            let limit = cutoff(rule.downsample[i].keep);
+            match rule.downsample.get(i + 1) {
+                Some(next) => {
+                    let step = nanos(next.step);
+                    if bucket_end(ts, step) <= limit {
+                        Action::Roll(step)
+                    } else {
+                        Action::Keep
+                    }
+                }
+                None if ts.saturating_add(step_ns) <= limit => Action::Delete,
+                None => Action::Keep,
+            }
+        }
+        // A step the rule no longer names: kept as long as anything of the rule is.
+        None if ts.saturating_add(step_ns) <= cutoff(rule.longest_keep()) => Action::Delete,
+        None => Action::Keep,
+    }
+}
+
+/// The newest `ts` a row of `rule` (of `kind`) can have and still be touched by a pass at
+/// `now`: rows newer than it are kept.
+fn touch_limit(rule: &RetentionRule, kind: SignalKind, now: i64) -> i64 {
+    let keep = if kind == SignalKind::Rollup {
+        rule.downsample
+            .iter()
+            .map(|d| d.keep)
+            .min()
+            .unwrap_or(rule.keep)
+    } else {
+        rule.keep
+    };
+    now.saturating_sub(nanos(keep))
+}
+
+/// Looks up rules per (namespace, metric name), caching the answer.
+struct Judge<'a> {
+    policy: &'a RetentionPolicy,
+    kind: SignalKind,
+    now: i64,
+    cache: HashMap<String, HashMap<String, Option<usize>>>,
+}
+
+impl<'a> Judge<'a> {
+    fn new(policy: &'a RetentionPolicy, kind: SignalKind, now: i64) -> Self {
+        Judge {
+            policy,
+            kind,
+            now,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn rule(&mut self, namespace: Option<&str>, name: Option<&str>) -> Option<&'a RetentionRule> {
+        let (ns_key, name_key) = (namespace.unwrap_or(""), name.unwrap_or(""));
+        let index = match self.cache.get(ns_key).and_then(|m| m.get(name_key)) {
+            Some(i) => *i,
+            None => {
+                let i = self
+                    .policy
+                    .rule_for(self.kind, namespace.filter(|n| !n.is_empty()), name)
+                    .map(|(n, _)| n - 1);
+                self.cache
+                    .entry(ns_key.to_string())
+                    .or_default()
+                    .insert(name_key.to_string(), i);
+                i
+            }
+        };
+        index.map(|i| &self.policy.rules()[i])
+    }
+
+    /// Decides every row of `batch`, holds included; returns how many rows holds kept.
+    fn rows(
+        &mut self,
+        batch: &RecordBatch,
+        holds: &[&Hold],
+        mut each: impl FnMut(usize, Action),
+    ) -> u64 {
+        let string = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+        };
+        let (namespaces, names, pods) = (string("namespace"), string("name"), string("pod"));
+        fn value(col: Option<&StringArray>, row: usize) -> Option<&str> {
+            col.and_then(|c| c.is_valid(row).then(|| c.value(row)))
+        }
+        let Some(ts) = batch
+            .column_by_name("ts")
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        else {
+            return 0;
+        };
+        let rollup = self.kind == SignalKind::Rollup;
+        let mut held = 0;
+        for row in 0..batch.num_rows() {
+            let namespace = value(namespaces, row);
+            let Some(rule) = self.rule(namespace, value(names, row)) else {
+                each(row, Action::Keep);
+                continue;
+            };
+            let step = if rollup { step_ns_of(batch, row) } else { 0 };
+            let t = ts.value(row);
+            let mut decided = action(rule, step, t, self.now);
+            if decided != Action::Keep
+                && holds
+                    .iter()
+                    .any(|h| h.covers(namespace, value(pods, row), t))
+            {
+                held += 1;
+                decided = Action::Keep;
+            }
+            each(row, decided);
+        }
+        held
+    }
+}
+
+/// What the manifest alone says about a segment.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// No row can be past its rule.
+    Skip,
+    /// Every row is past its rule, none downsampled, none held.
+    Drop,
+    /// Some rows may be past their rule: read to know.
+    Read,
+}
+
+fn plan(
+    shared: &Shared,
+    policy: &RetentionPolicy,
+    segment: &Segment,
+    holds: &[&Hold],
+    now: i64,
+) -> Plan {
+    let meta = segment.meta();
+    let kind = meta.kind;
+    if !policy.covers(kind) {
+        return Plan::Skip;
+    }
+    // Namespaces from the pods in the index; rows without a pod may have any namespace.
+    let mut namespaces: Vec<Option<String>> = Vec::new();
+    let mut rows_with_pod = 0u64;
+    for (id, rows) in &meta.index.pods {
+        rows_with_pod += rows.len();
+        if let Some(key) = shared.pods.key(*id) {
+            let ns = (!key.namespace.is_empty()).then_some(key.namespace);
+            if !namespaces.contains(&ns) {
+                namespaces.push(ns);
+            }
+        }
+    }
+    let all_namespaces_known = rows_with_pod == meta.rows;
+    let names: Option<Vec<Option<String>>> = match kind {
+        SignalKind::Metric | SignalKind::Rollup => match meta.index.columns.get("name") {
+            Some(crate::segment::ColumnIndex::Values(map)) => {
+                Some(map.keys().cloned().map(Some).collect())
+            }
+            _ => None,
+        },
+        _ => Some(vec![None]),
+    };
+    let (Some(names), true) = (names, all_namespaces_known) else {
+        return Plan::Read;
+    };
+    let mut judge = Judge::new(policy, kind, now);
+    let mut any_touched = false;
+    let mut all_dropped = kind != SignalKind::Rollup;
+    for ns in &namespaces {
+        for name in &names {
+            match judge.rule(ns.as_deref(), name.as_deref()) {
+                None => all_dropped = false,
+                Some(rule) => {
+                    if meta.min_ts <= touch_limit(rule, kind, now) {
+                        any_touched = true;
+                    }
+                    if !rule.downsample.is_empty()
+                        || action(rule, 0, meta.max_ts, now) != Action::Delete
+                    {
+                        all_dropped = false;
+                    }
+                }
+            }
+        }
+    }
+    let held = holds.iter().any(|h| {
+        h.overlaps(meta.min_ts, meta.max_ts)
+            && shared
+                .pods
+                .ids_named(&h.pod)
+                .iter()
+                .any(|id| meta.index.pods.contains_key(id))
+    });
+    if all_dropped && !held && !namespaces.is_empty() {
+        Plan::Drop
+    } else if any_touched {
+        Plan::Read
+    } else {
+        Plan::Skip
+    }
+}
+
+/// Runs a pass at the store clock's current time.
+pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
+    let _serial = shared.retention_lock.lock();
+    let policy = &shared.options.retention.policy;
+    let now = shared.options.clock.now_ns();
+    let mut report = RetentionReport {
+        now_ns: now,
+        dry_run,
+        ..Default::default()
+    };
+    if policy.is_empty() {
+        return Ok(report);
+    }
+    let holds: Vec<Hold> = shared.kv.scan_json(crate::retention::holds::PREFIX_HOLD)?;
+    if dry_run {
+        count_hot(shared, policy, &holds, now, &mut report);
+    } else {
+        flush::flush(shared)?;
+    }
+    for _ in 0..MAX_ROUNDS {
+        let round = round(shared, policy, &holds, now, dry_run)?;
+        report.add(&round);
+        // Rollups just written may themselves be past their keep (old data): go again.
+        if dry_run || round.rollup_rows_written == 0 {
+            break;
+        }
+    }
+    if !dry_run && (report.segments_dropped + report.segments_rewritten) > 0 {
+        shared.kv.compact_manifest();
+        tracing::info!(
+            rows_deleted = report.total_deleted(),
+            rows_rolled_up = report.rows_rolled_up,
+            rollup_rows = report.rollup_rows_written,
+            rows_held = report.rows_held,
+            segments_dropped = report.segments_dropped,
+            segments_rewritten = report.segments_rewritten,
+            bytes_freed = report.bytes_freed,
+            "retention pass done"
+        );
+    }
+    Ok(report)
+}
+
+fn round(
+    shared: &Shared,
+    policy: &RetentionPolicy,
+    holds: &[Hold],
+    now: i64,
+    dry_run: bool,
+) -> Result<RetentionReport> {
+    let mut report = RetentionReport::default();
+    let version = shared.current();
+    let mut drops: Vec<Arc<Segment>> = Vec::new();
+    let mut reads: Vec<Arc<Segment>> = Vec::new();
+    for segment in version.segments.iter() {
+        let meta = segment.meta();
+        let near: Vec<&Hold> = holds
+            .iter()
+            .filter(|h| h.overlaps(meta.min_ts, meta.max_ts))
+            .collect();
+        match plan(shared, policy, segment, &near, now) {
+            Plan::Skip => {}
+            Plan::Drop => drops.push(Arc::clone(segment)),
+            Plan::Read => reads.push(Arc::clone(segment)),
+        }
+    }
+    drop(version);
+
+    if !drops.is_empty() {
+        let mut by_kind: BTreeMap<SignalKind, (usize, u64, i64)> = BTreeMap::new();
+        for s in &drops {
+            let e = by_kind.entry(s.meta().kind).or_insert((0, 0, i64::MIN));
+            e.0 += 1;
+            e.1 += s.meta().rows;
+            e.2 = e.2.max(s.meta().max_ts);
+        }
+        for (kind, (segments, rows, newest)) in &by_kind {
+            tracing::warn!(
+                kind = kind.table_name(),
+                segments,
+                rows,
+                newest = %crate::retention::format_instant(*newest),
+                dry_run,
+                "retention: {} whole segments past their rule",
+                if dry_run { "would drop" } else { "dropping" }
+            );
+            *report.rows_deleted.entry(*kind).or_default() += rows;
+        }
+        report.segments_dropped = drops.len();
+        report.bytes_freed += drops.iter().map(|s| s.meta().file_size).sum::<u64>();
+        if !dry_run {
+            drop_segments(shared, &drops)?;
+        }
+    }
+
+    for segment in reads {
+        let mut judge = Judge::new(policy, segment.meta().kind, now);
+        let meta = segment.meta();
+        let near: Vec<&Hold> = holds
+            .iter()
+            .filter(|h| h.overlaps(meta.min_ts, meta.max_ts))
+            .collect();
+        let counts = count_segment(&segment, &mut judge, &near)?;
+        report.bytes_read += meta.file_size;
+        if counts.deleted == 0 && counts.rolled == 0 {
+            report.rows_held += counts.held;
+            continue;
+        }
+        tracing::info!(
+            segment = %meta.file_name(),
+            kind = meta.kind.table_name(),
+            rows = meta.rows,
+            deleting = counts.deleted,
+            downsampling = counts.rolled,
+            held = counts.held,
+            dry_run,
+            "retention: {} rows past their rule",
+            if dry_run { "would remove" } else { "removing" }
+        );
+        if dry_run {
+            *report.rows_deleted.entry(meta.kind).or_default() += counts.deleted;
+            report.rows_rolled_up += counts.rolled;
+            report.rows_held += counts.held;
+            report.segments_rewritten += 1;
+            continue;
+        }
+        let _no_compaction = shared.compaction_lock.lock();
+        let live = shared
+            .current()
+            .segments
+            .iter()
+            .any(|s| s.meta().id == meta.id);
+        if !live {
+            continue;
+        }
+        let done = rewrite(shared, &segment, &mut judge, &near)?;
+        report.add(&done);
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    deleted: u64,
+    rolled: u64,
+    held: u64,
+}
+
+/// Reads only the columns that decide (ts, namespace, pod, name, step) and counts.
+fn count_segment(segment: &Segment, judge: &mut Judge<'_>, holds: &[&Hold]) -> Result<Counts> {
+    let path = segment.path();
+    let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let wanted = ["ts", "namespace", "pod", "name", "step_seconds"];
+    let roots: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()?;
+    let mut counts = Counts::default();
+    for batch in reader {
+        let batch = batch?;
+        counts.held += judge.rows(&batch, holds, |_, a| match a {
+            Action::Keep => {}
+            Action::Delete => counts.deleted += 1,
+            Action::Roll(_) => counts.rolled += 1,
+        });
+    }
+    Ok(counts)
+}
+
+/// In a dry run, hot rows (not yet in segments) are judged where they are.
+fn count_hot(
+    shared: &Shared,
+    policy: &RetentionPolicy,
+    holds: &[Hold],
+    now: i64,
+    report: &mut RetentionReport,
+) {
+    let holds: Vec<&Hold> = holds.iter().collect();
+    for hot in shared.current().hot.iter() {
+        let mut judge = Judge::new(policy, hot.kind, now);
+        let (mut deleted, mut rolled) = (0, 0);
+        report.rows_held += judge.rows(&hot.batch, &holds, |_, a| match a {
+            Action::Keep => {}
+            Action::Delete => deleted += 1,
+            Action::Roll(_) => rolled += 1,
+        });
+        if deleted > 0 {
+            *report.rows_deleted.entry(hot.kind).or_default() += deleted;
+        }
+        report.rows_rolled_up += rolled;
+    }
+}
+
+/// A new segment file, its id recorded as pending before the file exists.
+fn new_writer(shared: &Shared, kind: SignalKind) -> Result<(u64, SegmentWriter)> {
+    let id = shared.allocate_segment_id();
+    let mut reserve = WriteBatch::default();
+    shared.kv.put_pending(&mut reserve, id);
+    shared.kv.write(reserve, true)?;
+    let writer = SegmentWriter::create(&shared.segments_dir, id, kind, &shared.options.layout)?;
+    Ok((id, writer))
+}
+
+/// Replaces `segment` by its rows that stay, plus rollups of the rows that roll.
+fn rewrite(
+    shared: &Shared,
+    segment: &Arc<Segment>,
+    judge: &mut Judge<'_>,
+    holds: &[&Hold],
+) -> Result<RetentionReport> {
+    let meta = segment.meta();
+    let mut ids = Vec::new();
+    let result = (|| -> Result<(RetentionReport, Vec<crate::segment::SegmentMeta>)> {
+        let path = segment.path();
+        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+        let window = shared.options.window_ns();
+        let mut report = RetentionReport::default();
+        let mut kept: Option<SegmentWriter> = None;
+        let mut rollups: BTreeMap<i64, SegmentWriter> = BTreeMap::new();
+        let mut builder = match meta.kind {
+            SignalKind::Metric | SignalKind::Rollup => Some(RollupBuilder::new()?),
+            _ => None,
+        };
+        let write_rollups = |batch: Option<RecordBatch>,
+                             rollups: &mut BTreeMap<i64, SegmentWriter>,
+                             ids: &mut Vec<u64>|
+         -> Result<()> {
+            let Some(batch) = batch else { return Ok(()) };
+            for (start, part) in flush::split_by_window(&batch, window)? {
+                let writer = match rollups.entry(start) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let (id, w) = new_writer(shared, SignalKind::Rollup)?;
+                        ids.push(id);
+                        e.insert(w)
+                    }
+                };
+                shared
+                    .pods
+                    .with_lookup(|lookup| writer.write(&part, lookup))?;
+            }
+            Ok(())
+        };
+        for batch in reader {
+            let batch = batch?.with_schema(crate::schema::kind_schema(meta.kind))?;
+            let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
+            let mut series = None;
+            let mut deleted = 0u64;
+            let mut rolled: Vec<(usize, i64)> = Vec::new();
+            report.rows_held += judge.rows(&batch, holds, |row, a| match a {
+                Action::Keep => keep.append_value(true),
+                Action::Delete => {
+                    keep.append_value(false);
+                    deleted += 1;
+                }
+                Action::Roll(step) => {
+                    keep.append_value(false);
+                    rolled.push((row, step));
+                }
+            });
+            if deleted > 0 {
+                *report.rows_deleted.entry(meta.kind).or_default() += deleted;
+            }
+            report.rows_rolled_up += rolled.len() as u64;
+            if let Some(builder) = builder.as_mut()
+                && !rolled.is_empty()
+            {
+                let rows = series.get_or_insert(builder.series(&batch)?);
+                for (row, step) in rolled {
+                    builder.add(&batch, rows, row, step);
+                }
+                if builder.pending() >= BATCH_ROWS {
+                    write_rollups(builder.take(false)?, &mut rollups, &mut ids)?;
+                }
+            }
+            let kept_rows = filter_record_batch(&batch, &keep.finish())?;
+            if kept_rows.num_rows() > 0 {
+                let writer = match kept.as_mut() {
+                    Some(w) => w,
+                    None => {
+                        let (id, w) = new_writer(shared, meta.kind)?;
+                        ids.push(id);
+                        kept.insert(w)
+                    }
+                };
+                shared
+                    .pods
+                    .with_lookup(|lookup| writer.write(&kept_rows, lookup))?;
+            }
+        }
+        if let Some(builder) = builder.as_mut() {
+            write_rollups(builder.take(true)?, &mut rollups, &mut ids)?;
+        }
+        let mut outputs = Vec::new();
+        if let Some(writer) = kept {
+            outputs.push(writer.finish(meta.window_start, meta.max_seq, meta.level)?);
+        }
+        for (start, writer) in rollups {
+            let out = writer.finish(start, meta.max_seq, 0)?;
+            report.rollup_rows_written += out.rows;
+            report.rollup_segments_written += 1;
+            outputs.push(out);
+        }
+        Ok((report, outputs))
+    })();
+    let (mut report, outputs) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            forget(shared, &ids, &[]);
+            return Err(e);
+        }
+    };
+    let mut batch = WriteBatch::default();
+    for out in &outputs {
+        shared.kv.put_segment(&mut batch, out);
+    }
+    for &id in &ids {
+        shared.kv.delete_pending(&mut batch, id);
+    }
+    shared.kv.delete_segment(&mut batch, meta.id);
+    shared.kv.put_dropped(&mut batch, meta.id);
+    shared
+        .kv
+        .put_next_segment_id(&mut batch, shared.next_segment_id.load(Ordering::SeqCst));
+    fail::fail_point!("retention::before_manifest", |_| crate::failpoints::crash());
+    if let Err(e) = shared.kv.write(batch, true) {
+        forget(shared, &ids, &outputs);
+        return Err(e);
+    }
+    fail::fail_point!("retention::after_manifest", |_| crate::failpoints::crash());
+    report.segments_rewritten = 1;
+    report.bytes_written = outputs.iter().map(|m| m.file_size).sum();
+    report.bytes_freed = meta.file_size;
+    {
+        let mut current = shared.version.write();
+        let mut segments: Vec<Arc<Segment>> = current
+            .segments
+            .iter()
+            .filter(|s| s.meta().id != meta.id)
+            .cloned()
+            .collect();
+        segments.extend(
+            outputs
+                .into_iter()
+                .map(|m| Arc::new(Segment::new(m, &shared.segments_dir))),
+        );
+        current.segments = Arc::new(segments);
+    }
+    segment.mark_obsolete();
+    Ok(report)
+}
+
+/// Removes wholly expired segments from the manifest in one synced write.
+fn drop_segments(shared: &Shared, drops: &[Arc<Segment>]) -> Result<()> {
+    let _no_compaction = shared.compaction_lock.lock();
+    let live: std::collections::HashSet<u64> = shared
+        .current()
+        .segments
+        .iter()
+        .map(|s| s.meta().id)
+        .collect();
+    let drops: Vec<&Arc<Segment>> = drops
+        .iter()
+        .filter(|s| live.contains(&s.meta().id))
+        .collect();
+    let mut batch = WriteBatch::default();
+    for s in &drops {
+        shared.kv.delete_segment(&mut batch, s.meta().id);
+        shared.kv.put_dropped(&mut batch, s.meta().id);
+    }
+    fail::fail_point!("retention::before_drop", |_| crate::failpoints::crash());
+    shared.kv.write(batch, true)?;
+    let gone: std::collections::HashSet<u64> = drops.iter().map(|s| s.meta().id).collect();
+    {
+        let mut current = shared.version.write();
+        let segments: Vec<Arc<Segment>> = current
+            .segments
+            .iter()
+            .filter(|s| !gone.contains(&s.meta().id))
+            .cloned()
+            .collect();
+        current.segments = Arc::new(segments);
+    }
+    for s in drops {
+        s.mark_obsolete();
+    }
+    Ok(())
+}
+
+/// Abandons the outputs of a failed rewrite: their files go, then their pending records.
+fn forget(shared: &Shared, ids: &[u64], outputs: &[crate::segment::SegmentMeta]) {
+    for meta in outputs {
+        let _ = std::fs::remove_file(shared.segments_dir.join(meta.file_name()));
+    }
+    let mut batch = WriteBatch::default();
+    for &id in ids {
+        shared.kv.delete_pending(&mut batch, id);
+    }
+    // If this fails too, open finds the pending records and deletes the files.
+    let _ = shared.kv.write(batch, true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000_000;
+    const DAY: i64 = 1440 * MIN;
+
+    #[test]
+    fn rows_roll_only_once_their_whole_bucket_is_past_keep() {
+        let rule = RetentionRule::new(SignalKind::Metric, Duration::from_secs(86_400))
+            .downsample(Duration::from_secs(60), Duration::from_secs(7 * 86_400))
+            .downsample(Duration::from_secs(3600), Duration::from_secs(30 * 86_400));
+        let now = 10 * DAY;
+        let cutoff = now - DAY;
+        assert_eq!(action(&rule, 0, cutoff - MIN, now), Action::Roll(MIN));
+        assert_eq!(action(&rule, 0, cutoff - MIN + 1, now), Action::Roll(MIN));
+        assert_eq!(action(&rule, 0, cutoff, now), Action::Keep);
+        // 1m rollups go to 1h after 7 days, once their hour is over.
+        assert_eq!(
+            action(&rule, MIN, now - 8 * DAY, now),
+            Action::Roll(60 * MIN)
+        );
+        assert_eq!(
+            action(&rule, MIN, now - 7 * DAY - MIN, now),
+            Action::Roll(60 * MIN)
+        );
+        assert_eq!(action(&rule, MIN, now - 7 * DAY + MIN, now), Action::Keep);
+        // 1h rollups go after 30 days.
+        assert_eq!(action(&rule, 60 * MIN, now - 31 * DAY, now), Action::Delete);
+        assert_eq!(action(&rule, 60 * MIN, now - 29 * DAY, now), Action::Keep);
+        // A step no longer configured lives as long as the rule's longest keep.
+        assert_eq!(action(&rule, 5 * MIN, now - 29 * DAY, now), Action::Keep);
+        assert_eq!(action(&rule, 5 * MIN, now - 31 * DAY, now), Action::Delete);
+        let plain = RetentionRule::new(SignalKind::Log, Duration::from_secs(86_400));
+        assert_eq!(action(&plain, 0, cutoff - 1, now), Action::Delete);
+        assert_eq!(action(&plain, 0, cutoff, now), Action::Keep);
+    }
+}
