@@ -115,6 +115,24 @@ pub enum Command {
         #[arg(long)]
         expires: Option<String>,
     },
+    /// Run one retention pass now on a stopped store, with the rules of a config file;
+    /// prints what it removes (with --dry-run, what it would remove, changing nothing).
+    Retention {
+        /// The TOML config file whose [retention] rules apply.
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// The store directory (overrides `data_dir` of the file).
+        #[arg(long, env = "VIGIL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Only show what the rules would remove.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Legal holds: rows of a pod in a time range that retention never removes.
+    Hold {
+        #[command(subcommand)]
+        action: HoldAction,
+    },
     /// Write a seeded synthetic cluster's telemetry to files, one per kind, for `vigil import`.
     Generate {
         /// Directory for `metrics.parquet`, `logs.parquet`, ...
@@ -129,6 +147,35 @@ pub enum Command {
         seed: u64,
         #[arg(long, value_enum, default_value_t = GenerateFormat::Parquet)]
         format: GenerateFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldAction {
+    /// Keep the rows of one pod in a time range (prints the hold's id).
+    Place {
+        #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+        data_dir: PathBuf,
+        /// Only the pod of this namespace (else the pod of that name in any namespace).
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        pod: String,
+        /// First instant held, RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// Last instant held, RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// Why (shown by SHOW HOLDS).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End a hold.
+    Release {
+        #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+        data_dir: PathBuf,
+        id: u64,
     },
 }
 
@@ -207,6 +254,86 @@ fn run_tool(command: Command) -> Result<ExitCode> {
             println!("# secret for {name} (shown once; send as `authorization: Bearer <secret>`):");
             println!("# {secret}");
             print!("{entry}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention {
+            config,
+            data_dir,
+            dry_run,
+        } => {
+            let config = Config::load(&config)?;
+            let data_dir = data_dir.unwrap_or(config.data_dir.clone());
+            let retention = config.retention.options()?;
+            let rules = retention.policy.fingerprint();
+            let db = Db::open_with(
+                &data_dir,
+                DbOptions {
+                    store: StoreOptions {
+                        background: false,
+                        retention,
+                        ..StoreOptions::default()
+                    },
+                    ..DbOptions::default()
+                },
+            )
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+            println!(
+                "rules:\n  {}",
+                if rules.is_empty() {
+                    "(none: everything is kept)".into()
+                } else {
+                    rules.replace('\n', "\n  ")
+                }
+            );
+            let report = if dry_run {
+                db.retention_dry_run()?
+            } else {
+                db.enforce_retention()?
+            };
+            println!("{report}");
+            db.close()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hold { action } => {
+            match action {
+                HoldAction::Place {
+                    data_dir,
+                    namespace,
+                    pod,
+                    from,
+                    to,
+                    reason,
+                } => {
+                    let instant = |flag: &str, text: &str| -> Result<i64> {
+                        let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
+                            format!("--{flag} {text:?} is not an RFC 3339 instant")
+                        })?;
+                        t.timestamp_nanos_opt()
+                            .with_context(|| format!("--{flag} {text:?} is out of range"))
+                    };
+                    let request = vigil::HoldRequest {
+                        namespace,
+                        pod,
+                        from_ns: instant("from", &from)?,
+                        to_ns: instant("to", &to)?,
+                        reason,
+                    };
+                    let db = open(&data_dir, Durability::Sync)?;
+                    let hold = db.place_hold(request)?;
+                    println!("hold {} placed", hold.id);
+                    db.close()?;
+                }
+                HoldAction::Release { data_dir, id } => {
+                    let db = open(&data_dir, Durability::Sync)?;
+                    let released = db.release_hold(id)?;
+                    db.close()?;
+                    if !released {
+                        eprintln!("error: no hold has id {id}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    println!("hold {id} released");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {

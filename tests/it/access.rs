@@ -90,6 +90,12 @@ fn a_namespace_scoped_session_sees_only_its_namespaces_whatever_the_sql() {
 
     assert_eq!(scalar(&scoped, "SELECT count(*) FROM metrics"), own);
     assert_eq!(scalar(&scoped, "SELECT count(*) FROM signals"), own);
+    // The rollup views read through the session's own tables.
+    assert_eq!(scalar(&scoped, "SELECT sum(count) FROM metrics_1m"), own);
+    assert_eq!(
+        scalar(&scoped, "SELECT count(DISTINCT namespace) FROM metrics_1h"),
+        1
+    );
     for sql in [
         "SELECT namespace FROM metrics",
         "SELECT namespace FROM signals",

@@ -63,3 +63,42 @@ pub fn metric_batch(
     )
     .expect("a valid batch")
 }
+
+/// The retention rules of the retention tests: metrics raw for 3 days, then 1-minute
+/// rollups to 6 days and hourly ones to 9; shop's `http_*` metrics raw for 8 days; logs 2
+/// days (web: 5); audit a year.
+pub const RETENTION_RULES: &str = r#"
+[[rules]]
+kind = "metrics"
+keep = "3d"
+downsample = [{ step = "1m", keep = "6d" }, { step = "1h", keep = "9d" }]
+
+[[rules]]
+kind = "metrics"
+namespace = "shop"
+metric = "http_*"
+keep = "8d"
+
+[[rules]]
+kind = "logs"
+keep = "2d"
+
+[[rules]]
+kind = "logs"
+namespace = "web"
+keep = "5d"
+
+[[rules]]
+kind = "audit"
+keep = "365d"
+"#;
+
+/// [`RETENTION_RULES`], parsed.
+pub fn retention_policy() -> vigil_storage::RetentionPolicy {
+    #[derive(serde::Deserialize)]
+    struct File {
+        rules: Vec<vigil_storage::retention::RuleSpec>,
+    }
+    let file: File = toml::from_str(RETENTION_RULES).expect("the test rules are TOML");
+    vigil_storage::RetentionPolicy::from_specs(&file.rules).expect("the test rules are valid")
+}

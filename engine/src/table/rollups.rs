@@ -44,7 +44,8 @@ const SERIES: &[&str] = &[
 /// The columns of every rollup view.
 pub static ROLLUP_VIEW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let rollups = kind_schema(SignalKind::Rollup);
-    let mut fields = vec![Field::new("ts", ts_type(), false)];
+    // `date_bin` may return NULL as far as the planner knows.
+    let mut fields = vec![Field::new("ts", ts_type(), true)];
     for name in SERIES {
         let f = rollups.field_with_name(name).expect("a rollup column");
         fields.push(f.clone());
@@ -59,11 +60,11 @@ pub static ROLLUP_VIEW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The view name of a step: `metrics_30s`, `metrics_1m`, `metrics_1h`, `metrics_1d`.
 pub fn rollup_view_name(step: Duration) -> String {
     let s = step.as_secs();
-    let unit = if s % 86_400 == 0 {
+    let unit = if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

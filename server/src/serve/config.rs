@@ -21,6 +21,46 @@ pub struct Config {
     /// TLS for both ports; absent means plain TCP.
     pub tls: Option<Tls>,
     pub query: Query,
+    pub retention: Retention,
+}
+
+/// What to keep how long (`docs/retention.md`). No rules: everything is kept.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// How often a retention pass runs.
+    pub check_every: String,
+    /// After the rules change, passes only log what they would delete for this long.
+    pub change_grace: String,
+    pub rules: Vec<vigil::retention::RuleSpec>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            check_every: "10m".into(),
+            change_grace: "1h".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl Retention {
+    /// The store's retention options; errors name the setting or the rule.
+    pub fn options(&self) -> Result<vigil::RetentionOptions> {
+        use vigil::retention::parse_duration;
+        let duration = |key: &str, text: &str| {
+            parse_duration(text).map_err(|e| anyhow::anyhow!("retention.{key}: {e}"))
+        };
+        let policy = vigil::RetentionPolicy::from_specs(&self.rules)?;
+        // Rollup buckets must fit the store's segment windows.
+        policy.check_window(vigil::StoreOptions::default().segment_window)?;
+        Ok(vigil::RetentionOptions {
+            policy,
+            check_every: duration("check_every", &self.check_every)?,
+            change_grace: duration("change_grace", &self.change_grace)?,
+        })
+    }
 }
 
 /// Who may use the server. With no token configured every request is anonymous and may do
@@ -171,6 +211,7 @@ impl Default for Config {
             auth: Auth::default(),
             tls: None,
             query: Query::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -241,6 +282,7 @@ impl Config {
         }
         self.check_auth()?;
         self.check_query()?;
+        self.retention.options()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             anyhow::anyhow!("log.level {:?} is not a valid filter: {e}", self.log.level)
         })?;

@@ -25,6 +25,28 @@ use flight::FlightSql;
 use pipeline::Pipeline;
 use queries::Queries;
 
+/// Logs the retention rules in effect, one line each (what `SHOW RETENTION` shows).
+pub fn print_retention(options: &vigil::RetentionOptions) {
+    let rules = options.policy.rules();
+    if rules.is_empty() {
+        tracing::info!("retention: no rules, every row is kept");
+        return;
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        tracing::info!(
+            rule = i + 1,
+            "retention: {}: {}",
+            rule.selector(),
+            rule.describe_keep()
+        );
+    }
+    tracing::info!(
+        check_every = %vigil::retention::format_duration(options.check_every),
+        change_grace = %vigil::retention::format_duration(options.change_grace),
+        "retention: kinds no rule names are kept forever"
+    );
+}
+
 /// Runs the server until SIGTERM or Ctrl-C; returns once every acknowledged write is durable
 /// and the store is closed.
 pub async fn serve(config: Config) -> Result<()> {
@@ -33,12 +55,15 @@ pub async fn serve(config: Config) -> Result<()> {
         DurabilitySetting::Buffered => Durability::Buffered,
     };
     let data_dir = config.data_dir.clone();
+    let retention = config.retention.options()?;
+    print_retention(&retention);
     let db = tokio::task::spawn_blocking(move || {
         Db::open_with(
             &data_dir,
             DbOptions {
                 store: StoreOptions {
                     durability,
+                    retention,
                     ..StoreOptions::default()
                 },
                 ..DbOptions::default()

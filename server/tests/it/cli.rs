@@ -320,3 +320,134 @@ fn a_relative_data_dir_works_for_segments_too() {
     let n: u64 = out.lines().nth(1).unwrap().parse().unwrap();
     assert!(n > 0, "{out}");
 }
+
+#[test]
+fn retention_runs_from_the_command_line_dry_or_not_and_bad_rules_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (metrics, logs) = (dir.path().join("m.csv"), dir.path().join("l.csv"));
+    let mut m = String::from("ts,namespace,pod,name,value\n");
+    let mut l = String::from("ts,namespace,pod,body\n");
+    for i in 0..600 {
+        let ts = format!("2024-05-01T10:{:02}:{:02}Z", i / 10, (i % 10) * 6);
+        m.push_str(&format!("{ts},shop,web-{},cpu,{}\n", i % 3, i % 50));
+        l.push_str(&format!("{ts},shop,web-{},line {i}\n", i % 3));
+    }
+    std::fs::write(&metrics, m).unwrap();
+    std::fs::write(&logs, l).unwrap();
+    for (kind, file) in [("metric", &metrics), ("log", &logs)] {
+        let o = vigil(&[
+            "import",
+            "--data-dir",
+            store.to_str().unwrap(),
+            "--kind",
+            kind,
+            file.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let count = |table: &str| -> i64 {
+        sql(&store, &format!("SELECT count(*) AS n FROM {table}"))
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[retention.rules]]\nkind = \"metrics\"\nkeep = \"7d\"\n\n[[retention.rules]]\nkind = \"logz\"\nkeep = \"1d\"\n").unwrap();
+    let o = vigil(&[
+        "retention",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--config",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("rule 2") && stderr(&o).contains("logz"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The data is from 2024: every log row is past 7 days, every metric row past 30 days.
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        "[[retention.rules]]\nkind = \"metrics\"\nkeep = \"30d\"\ndownsample = [{ step = \"1m\", keep = \"36500d\" }]\n\n\
+         [[retention.rules]]\nkind = \"logs\"\nkeep = \"7d\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "retention",
+            "--data-dir",
+            store.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = vigil(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let dry = run(&["--dry-run"]);
+    assert!(
+        dry.contains("would delete 600 logs rows") && dry.contains("would downsample 600 rows"),
+        "{dry}"
+    );
+    assert_eq!(
+        (count("logs"), count("metrics")),
+        (600, 600),
+        "a dry run deletes nothing"
+    );
+
+    let done = run(&[]);
+    assert!(done.contains("did delete 600 logs rows"), "{done}");
+    assert_eq!((count("logs"), count("metrics")), (0, 0));
+    // 3 pods x 60 minutes of rollups, holding every sample once.
+    assert_eq!(count("metric_rollups"), 180);
+    let counted = sql(
+        &store,
+        "SELECT sum(count) AS n, sum(sum) AS s FROM metrics_1m",
+    );
+    assert!(counted.contains("600,14700"), "{counted}");
+
+    let o = vigil(&[
+        "hold",
+        "place",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--pod",
+        "web-1",
+        "--from",
+        "2024-05-01T10:00:00Z",
+        "--to",
+        "2024-05-01T11:00:00Z",
+        "--reason",
+        "case 7",
+    ]);
+    assert!(
+        o.status.success() && stdout(&o).contains("hold 1 placed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sql(&store, "SHOW HOLDS").contains("case 7"));
+    let o = vigil(&[
+        "hold",
+        "release",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = vigil(&[
+        "hold",
+        "release",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "1",
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("no hold has id 1"));
+}

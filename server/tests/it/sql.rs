@@ -252,7 +252,18 @@ fn flight_sql_queries_prepared_statements_and_catalog_calls_with_the_rust_client
         assert_eq!(
             names,
             vec![
-                "audit", "events", "logs", "metrics", "pods", "signals", "spans"
+                "audit",
+                "events",
+                "logs",
+                "metric_rollups",
+                "metrics",
+                "metrics_1h",
+                "metrics_1m",
+                "pods",
+                "retention_holds",
+                "retention_rules",
+                "signals",
+                "spans"
             ]
         );
         assert!(tables[0].column_by_name("table_schema").is_some());
@@ -394,6 +405,8 @@ fn tokens_scopes_and_namespaces_are_enforced_on_every_endpoint() {
         "SELECT DISTINCT m.namespace FROM metrics m JOIN pods p ON m.pod = p.pod",
         "SELECT DISTINCT l.namespace FROM logs l JOIN metrics m ON l.pod = m.pod AND m.namespace <> 'shop'",
         "SELECT DISTINCT namespace FROM pods",
+        "SELECT DISTINCT namespace FROM metrics_1m",
+        "SELECT DISTINCT namespace FROM metric_rollups UNION SELECT 'shop'",
     ] {
         let rows = scoped(sql)["rows"].clone();
         assert!(
@@ -408,7 +421,7 @@ fn tokens_scopes_and_namespaces_are_enforced_on_every_endpoint() {
     let tables = scoped(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
     );
-    assert_eq!(tables["rows"].as_array().unwrap().len(), 7);
+    assert_eq!(tables["rows"].as_array().unwrap().len(), 12);
     // Files and writes are admin-only.
     for sql in [
         "COPY (SELECT * FROM metrics) TO '/tmp/vigil-stolen.csv' STORED AS CSV",
@@ -923,10 +936,21 @@ fn adbc_flight_sql_driver_queries_prepares_and_lists_the_catalog() {
     assert_eq!(
         tables,
         [
-            "audit", "events", "logs", "metrics", "pods", "signals", "spans"
+            "audit",
+            "events",
+            "logs",
+            "metric_rollups",
+            "metrics",
+            "metrics_1h",
+            "metrics_1m",
+            "pods",
+            "retention_holds",
+            "retention_rules",
+            "signals",
+            "spans"
         ]
     );
-    let metrics_table = &seen["tables"][3];
+    let metrics_table = &seen["tables"][4];
     assert_eq!(metrics_table["type"], "TABLE");
     assert!(
         metrics_table["columns"]

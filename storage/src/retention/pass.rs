@@ -38,6 +38,8 @@ use crate::store::{Shared, flush};
 
 /// Rows per batch when reading and writing segments.
 const BATCH_ROWS: usize = 8192;
+/// Rollup segments span this many store windows (a day, with hourly windows).
+const ROLLUP_WINDOWS: i64 = 24;
 /// Passes over new rollups at most (one per downsampling level, and then some).
 const MAX_ROUNDS: usize = 8;
 
@@ -400,6 +402,10 @@ pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
         }
     }
     if !dry_run && (report.segments_dropped + report.segments_rewritten) > 0 {
+        if report.rollup_segments_written > 0 {
+            // Merge the small rollup segments just written (the background worker would too).
+            crate::store::compaction::compact(shared, shared.options.compaction_min_inputs)?;
+        }
         shared.kv.compact_manifest();
         tracing::info!(
             rows_deleted = report.total_deleted(),
@@ -600,7 +606,9 @@ fn rewrite(
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
             .with_batch_size(BATCH_ROWS)
             .build()?;
-        let window = shared.options.window_ns();
+        // Rollups are ~60x fewer rows than their source: a day of them shares a window, so
+        // compaction merges the small rollup segments of one day.
+        let window = shared.options.window_ns().saturating_mul(ROLLUP_WINDOWS);
         let mut report = RetentionReport::default();
         let mut kept: Option<SegmentWriter> = None;
         let mut rollups: BTreeMap<i64, SegmentWriter> = BTreeMap::new();

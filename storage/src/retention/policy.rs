@@ -226,7 +226,7 @@ impl RetentionPolicy {
 
     /// Rollup buckets must not straddle segment windows: a step divides the window or is a
     /// whole number of windows.
-    pub(crate) fn check_window(&self, window: Duration) -> Result<()> {
+    pub fn check_window(&self, window: Duration) -> Result<()> {
         for (i, rule) in self.rules.iter().enumerate() {
             for s in &rule.downsample {
                 let (step, w) = (s.step.as_nanos(), window.as_nanos());
@@ -391,11 +391,14 @@ impl RuleSpec {
     }
 }
 
-/// `7d`, `90 days`, `1h 30m`, `10m`: a positive duration.
+/// `7d`, `90 days`, `1h 30m`, `10m` (or `0`): a duration, never negative.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim();
     if t.starts_with('-') {
         return Err(format!("{text:?} is negative; durations must be positive"));
+    }
+    if t == "0" {
+        return Ok(Duration::ZERO);
     }
     humantime::parse_duration(t).map_err(|e| {
         format!("{text:?} is not a duration ({e}); write e.g. \"30s\", \"10m\", \"7d\", \"1y\"")
@@ -470,9 +473,7 @@ fn patterns_overlap(a: Option<&str>, b: Option<&str>) -> bool {
                     reach[i][j + 1] = true;
                 } else if y == '*' && x != '*' {
                     reach[i + 1][j] = true;
-                } else if x == '*' && y == '*' {
-                    reach[i + 1][j + 1] = true;
-                } else if x == '?' || y == '?' || x == y {
+                } else if x == '*' || x == '?' || y == '?' || x == y {
                     reach[i + 1][j + 1] = true;
                 }
             }

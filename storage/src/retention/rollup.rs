@@ -173,7 +173,7 @@ impl RollupBuilder {
     fn close_pod(&mut self) {
         self.index.clear();
         let mut groups = std::mem::take(&mut self.groups);
-        groups.sort_by(|a, b| (a.bucket, a.step_ns).cmp(&(b.bucket, b.step_ns)));
+        groups.sort_by_key(|g| (g.bucket, g.step_ns));
         self.done.extend(groups);
     }
 

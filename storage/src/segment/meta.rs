@@ -116,6 +116,8 @@ pub fn file_name(id: u64, kind: SignalKind) -> String {
 pub fn parse_file_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(".parquet")?;
     let (id, kind) = stem.split_once('-')?;
-    kind.parse::<SignalKind>().ok()?;
+    if !SignalKind::STORED.iter().any(|k| k.as_str() == kind) {
+        return None;
+    }
     u64::from_str_radix(id, 16).ok()
 }

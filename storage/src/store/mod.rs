@@ -8,7 +8,7 @@
 
 mod background;
 mod commit;
-mod compaction;
+pub(crate) mod compaction;
 pub(crate) mod flush;
 mod open;
 

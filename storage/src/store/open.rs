@@ -152,8 +152,9 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
     })
 }
 
-/// Compares the retention policy with the one the store last ran with; a different one is
-/// recorded (and logged) with `now` as the instant it took effect. Returns that instant.
+/// Compares the retention policy with the one the store last ran with; a different (non-empty)
+/// one is recorded (and logged) with `now` as the instant it took effect. Returns that
+/// instant.
 fn record_policy(kv: &Kv, options: &StoreOptions, now: i64) -> Result<i64> {
     use crate::retention::{KEY_POLICY, PolicyRecord, format_duration, format_instant};
     let fingerprint = options.retention.policy.fingerprint();
@@ -163,7 +164,12 @@ fn record_policy(kv: &Kv, options: &StoreOptions, now: i64) -> Result<i64> {
     {
         return Ok(p.since_ns);
     }
-    if !options.retention.policy.is_empty() {
+    // Opened without rules (`vigil sql`, an embedding that only reads), nothing is deleted and
+    // the record of the rules last enforced stays as it is.
+    if options.retention.policy.is_empty() {
+        return Ok(previous.map_or(now, |p| p.since_ns));
+    }
+    {
         tracing::warn!(
             previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
             now = %fingerprint,
