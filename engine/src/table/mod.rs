@@ -2,6 +2,7 @@
 //! rollup views (`metrics_1m`...) and the retention tables.
 
 mod access;
+mod attributes_key;
 mod exec;
 mod insert;
 mod kind;

@@ -26,7 +26,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use vigil_storage::SignalKind;
 use vigil_storage::schema::{kind_schema, ts_type};
 
-use crate::table::{inexact, scan_filter};
+use crate::table::{attributes_key, inexact, scan_filter};
 
 /// The columns naming a series, in the view's order after `ts`.
 const SERIES: &[&str] = &[
@@ -40,6 +40,9 @@ const SERIES: &[&str] = &[
     "metric_type",
     "unit",
 ];
+
+/// The grouping column standing for `attributes` inside the view's plan.
+const ATTRIBUTES_KEY: &str = "attributes_key";
 
 /// The columns of every rollup view.
 pub static ROLLUP_VIEW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -170,11 +173,16 @@ impl TableProvider for RollupView {
                     None => Ok(builder),
                 }
             };
-        let keys = || -> Vec<Expr> {
-            std::iter::once(bucket(self.step))
-                .chain(SERIES.iter().map(|c| col(*c)))
-                .collect()
+        // The series columns, with `attributes` grouped as its canonical text.
+        let series = || {
+            SERIES.iter().map(|c| match *c {
+                "attributes" => attributes_key::to_key()
+                    .call(vec![col("attributes")])
+                    .alias(ATTRIBUTES_KEY),
+                other => col(other),
+            })
         };
+        let keys = || -> Vec<Expr> { std::iter::once(bucket(self.step)).chain(series()).collect() };
         let raw = filtered(
             LogicalPlanBuilder::scan(
                 "metrics",
@@ -214,7 +222,10 @@ impl TableProvider for RollupView {
         .build()?;
         let series_cols = || -> Vec<Expr> {
             std::iter::once(col("ts"))
-                .chain(SERIES.iter().map(|c| col(*c)))
+                .chain(SERIES.iter().map(|c| match *c {
+                    "attributes" => col(ATTRIBUTES_KEY),
+                    other => col(other),
+                }))
                 .collect()
         };
         let merged = LogicalPlanBuilder::from(raw).union(rolled)?.aggregate(
@@ -226,7 +237,15 @@ impl TableProvider for RollupView {
                 sum(col("count")).alias("count"),
             ],
         )?;
-        let mut outputs = series_cols();
+        let mut outputs: Vec<Expr> = series_cols()
+            .into_iter()
+            .map(|e| match &e {
+                Expr::Column(c) if c.name == ATTRIBUTES_KEY => {
+                    attributes_key::from_key().call(vec![e]).alias("attributes")
+                }
+                _ => e,
+            })
+            .collect();
         outputs.extend([
             col("min"),
             col("max"),
