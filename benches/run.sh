@@ -6,7 +6,7 @@
 #
 # Knobs: PODS (default 6000), HOURS (6), NODES (100), COMPRESSION_HOURS (24), TEMPORAL_PODS (2000),
 # OTLP_REQUESTS (3000).
-# Run one part alone with PART=storage, PART=temporal, PART=serve or PART=sql.
+# Run one part alone with PART=storage, PART=temporal, PART=serve, PART=sql or PART=retention.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
@@ -40,6 +40,17 @@ if [ "${PART:-all}" = all ] || [ "${PART:-all}" = sql ]; then
 python3 benches/flight_stream.py --vigil "$CARGO_TARGET_DIR/release/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
 "$CARGO_TARGET_DIR/release/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
 [ "${PART:-all}" = sql ] && exit 0
+fi
+
+# Retention: one pass over ~50 million metric rows of which a third has expired (downsampled
+# to 1-minute rollups, then deleted outright, each on a fresh copy), and a 30-day hourly
+# dashboard answered from raw rows and from rollups.
+if [ "${PART:-all}" = all ] || [ "${PART:-all}" = retention ]; then
+retention="$CARGO_TARGET_DIR/release/retention-bench"
+"$retention" pass --dir "$work/retention-pass" --mode downsample
+"$retention" pass --dir "$work/retention-pass" --mode delete
+"$retention" query --dir "$work/retention-query"
+[ "${PART:-all}" = retention ] && exit 0
 fi
 
 if [ "${PART:-all}" != temporal ]; then
