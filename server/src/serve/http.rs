@@ -1,6 +1,6 @@
 //! The HTTP port: OTLP/HTTP (`/v1/metrics`, `/v1/logs`, `/v1/traces`; protobuf or JSON,
-//! optionally gzip), the Kubernetes audit webhook (`/v1/audit`), `/healthz`, `/readyz` and
-//! `/metrics`.
+//! optionally gzip), the Kubernetes audit webhook (`/v1/audit`), the SQL API, legal holds
+//! (`/api/v1/holds`), `/healthz`, `/readyz` and `/metrics`.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
@@ -27,7 +27,7 @@ use super::auth::Authenticator;
 use super::config::Scope;
 use super::pipeline::{Accepted, Pipeline, Refusal, now_ns};
 use super::queries::Queries;
-use super::sql_api;
+use super::{holds_api, sql_api};
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
@@ -44,7 +44,12 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
-pub fn router(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>, queries: Arc<Queries>) -> Router {
+pub fn router(
+    pipeline: Arc<Pipeline>,
+    auth: Arc<Authenticator>,
+    queries: Arc<Queries>,
+    db: Arc<vigil::Db>,
+) -> Router {
     // The raw body limit; a gzip body is checked again after decompression.
     let limit = usize::try_from(pipeline.limits().max_request_bytes).unwrap_or(usize::MAX);
     let guard =
@@ -64,11 +69,17 @@ pub fn router(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>, queries: Arc<Qu
         .route("/api/v1/sql", post(sql_api::sql))
         .route_layer(guard(Some(Scope::Query)))
         .with_state(queries);
+    let holds = Router::new()
+        .route("/api/v1/holds", get(holds_api::list).post(holds_api::place))
+        .route("/api/v1/holds/{id}", delete(holds_api::release))
+        .route_layer(guard(Some(Scope::Admin)))
+        .with_state(db);
     Router::new()
         .merge(ingest)
         .merge(operate)
         .with_state(pipeline)
         .merge(sql)
+        .merge(holds)
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(limit))
 }

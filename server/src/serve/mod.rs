@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 mod flight;
 mod grpc;
+mod holds_api;
 mod http;
 pub mod pipeline;
 mod queries;
@@ -141,6 +142,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Arc::clone(&pipeline),
         Arc::clone(&auth),
         Arc::clone(&queries),
+        Arc::clone(&db),
     );
     let http = async {
         match https {

@@ -1116,3 +1116,84 @@ fn without_tokens_sql_only_reads_and_only_loopback_host_names_are_answered() {
         );
     }
 }
+
+#[test]
+fn retention_rules_and_legal_holds_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let rules = "[retention]\nchange_grace = \"0\"\n\n[[retention.rules]]\nkind = \"logs\"\nkeep = \"3650d\"\n\n\
+                 [[retention.rules]]\nkind = \"metrics\"\nnamespace = \"shop\"\nkeep = \"3650d\"\n\
+                 downsample = [{ step = \"5m\", keep = \"7300d\" }]\n";
+    let server = Server::start(&store, Some(&config(rules)));
+    let r = sql_request(&server, Some(ANALYST), json!({"sql": "SHOW RETENTION"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let shown = r.text();
+    assert!(
+        shown.contains("\"logs\"") && shown.contains("5m for 7300d"),
+        "{shown}"
+    );
+    // The configured step has its view.
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": "SELECT sum(count) AS n FROM metrics_5m"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Running a pass changes the store: admin only.
+    let enforce = json!({"sql": "ENFORCE RETENTION"});
+    assert_eq!(
+        sql_request(&server, Some(ANALYST), enforce.clone()).status,
+        403
+    );
+    let r = sql_request(&server, Some(ADMIN), enforce);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let holds = |method: &str, path: &str, secret: &str, body: &str| {
+        let auth = format!("Bearer {secret}");
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Authorization", auth.as_str()),
+        ];
+        server.request(method, path, &headers, body.as_bytes())
+    };
+    let hold = r#"{"pod": "web-1", "namespace": "shop", "from": "2024-05-01T00:00:00Z",
+                   "to": "2024-05-01T01:00:00Z", "reason": "alert 4711"}"#;
+    assert_eq!(holds("POST", "/api/v1/holds", ANALYST, hold).status, 403);
+    let r = holds("POST", "/api/v1/holds", ADMIN, hold);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let placed: Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(placed["pod"], "web-1");
+    assert_eq!(placed["from"], "2024-05-01T00:00:00Z");
+    let id = placed["id"].as_u64().unwrap();
+    let r = holds(
+        "POST",
+        "/api/v1/holds",
+        ADMIN,
+        r#"{"pod": "x", "from": "2024-05-02T00:00:00Z", "to": "2024-05-01T00:00:00Z"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("is after"), "{}", r.text());
+    let r = holds(
+        "POST",
+        "/api/v1/holds",
+        ADMIN,
+        r#"{"pod": "x", "from": "yesterday", "to": "now"}"#,
+    );
+    assert!(r.status == 400 && r.text().contains("from"), "{}", r.text());
+    let r = holds("GET", "/api/v1/holds", ADMIN, "");
+    assert!(
+        r.status == 200 && r.text().contains("alert 4711"),
+        "{}",
+        r.text()
+    );
+    let r = sql_request(&server, Some(ANALYST), json!({"sql": "SHOW HOLDS"}));
+    assert!(r.text().contains("alert 4711"), "{}", r.text());
+    assert_eq!(
+        holds("DELETE", &format!("/api/v1/holds/{id}"), ADMIN, "").status,
+        204
+    );
+    assert_eq!(
+        holds("DELETE", &format!("/api/v1/holds/{id}"), ADMIN, "").status,
+        404
+    );
+}
