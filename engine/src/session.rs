@@ -228,22 +228,15 @@ impl Session {
         }
         let ctx = vigil_query::new_context(options)?;
         let visibility = &access.visibility;
-        let mut tables = std::collections::BTreeMap::new();
         for kind in SignalKind::STORED {
-            let table: Arc<dyn datafusion::datasource::TableProvider> = Arc::new(
-                KindTable::new(kind, Arc::clone(&store)).with_visibility(visibility.clone()),
-            );
-            ctx.register_table(kind.table_name(), Arc::clone(&table))?;
-            tables.insert(kind, table);
+            let table =
+                KindTable::new(kind, Arc::clone(&store)).with_visibility(visibility.clone());
+            ctx.register_table(kind.table_name(), Arc::new(table))?;
         }
         let mut steps = store.retention_policy().steps();
         steps.extend([Duration::from_secs(60), Duration::from_secs(3600)]);
         for step in steps {
-            let view = RollupView::new(
-                step,
-                Arc::clone(&tables[&SignalKind::Metric]),
-                Arc::clone(&tables[&SignalKind::Rollup]),
-            );
+            let view = RollupView::new(step, Arc::clone(&store), visibility.clone());
             ctx.register_table(rollup_view_name(step), Arc::new(view))?;
         }
         ctx.register_table("retention_rules", Arc::new(rules_table(&store)?))?;

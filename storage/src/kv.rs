@@ -27,7 +27,10 @@ use crate::schema::kind_schema;
 use crate::segment::SegmentMeta;
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// Older versions this build opens and upgrades in place: version 3 adds segments of kind
+/// code 6 (rollups), which version-2 builds would take for corruption.
+const UPGRADES_FROM: &[u32] = &[2];
 
 pub(crate) const CF_HOT: &str = "hot";
 pub(crate) const CF_PODS: &str = "pods";
@@ -123,6 +126,19 @@ impl Kv {
                 let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| {
                     StorageError::corrupted(&self.path, "format version is not 4 bytes")
                 })?);
+                if UPGRADES_FROM.contains(&found) {
+                    let mut opts = WriteOptions::default();
+                    opts.set_sync(true);
+                    let mut batch = WriteBatch::default();
+                    batch.put(KEY_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes());
+                    self.db.write_opt(batch, &opts)?;
+                    tracing::info!(
+                        from = found,
+                        to = FORMAT_VERSION,
+                        "upgraded the store format"
+                    );
+                    return Ok(());
+                }
                 if found != FORMAT_VERSION {
                     return Err(StorageError::UnsupportedFormat {
                         dir: self.path.clone(),
@@ -422,4 +438,37 @@ pub(crate) fn decode_hot(buf: &[u8]) -> std::result::Result<(SignalKind, RecordB
         .with_schema(Arc::clone(&schema))
         .map_err(|e| e.to_string())?;
     Ok((kind, batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_version(path: &Path, version: u32) {
+        let kv = Kv::open(path, 1 << 20).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(KEY_FORMAT_VERSION, version.to_be_bytes());
+        kv.write(batch, true).unwrap();
+    }
+
+    fn version(path: &Path) -> u32 {
+        let kv = Kv::open(path, 1 << 20).unwrap();
+        let v = kv.db.get(KEY_FORMAT_VERSION).unwrap().unwrap();
+        u32::from_be_bytes(v.as_slice().try_into().unwrap())
+    }
+
+    #[test]
+    fn version_2_stores_are_upgraded_and_unknown_versions_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv");
+        assert_eq!(version(&path), FORMAT_VERSION);
+        set_version(&path, 2);
+        assert_eq!(version(&path), 3, "opening upgrades version 2");
+        set_version(&path, 99);
+        let e = Kv::open(&path, 1 << 20).unwrap_err().to_string();
+        assert!(
+            e.contains("version 99") && e.contains("reads version 3"),
+            "{e}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use vigil_storage::schema::kind_schema;
-use vigil_storage::{SignalKind, Store};
+use vigil_storage::{SignalKind, Store, Version};
 
 use crate::table::insert::StoreSink;
 use crate::table::scan::{scan_kind, string_columns};
@@ -24,6 +24,8 @@ pub struct KindTable {
     kind: SignalKind,
     store: Arc<Store>,
     visibility: Visibility,
+    /// Reads this version instead of the store's current one.
+    pinned: Option<Version>,
 }
 
 impl KindTable {
@@ -32,7 +34,15 @@ impl KindTable {
             kind,
             store,
             visibility: Visibility::all(),
+            pinned: None,
         }
+    }
+
+    /// The same table reading `version` whenever it is scanned (so two tables pinned to one
+    /// version see one state of the store).
+    pub fn pinned(mut self, version: Version) -> Self {
+        self.pinned = Some(version);
+        self
     }
 
     /// The same table showing only the rows `visibility` allows.
@@ -70,7 +80,7 @@ impl TableProvider for KindTable {
             table: self.kind.table_name().to_string(),
             ..Default::default()
         };
-        let version = self.store.version();
+        let version = self.pinned.clone().unwrap_or_else(|| self.store.version());
         let plan = self.visibility.scan(
             &kind_schema(self.kind),
             projection,

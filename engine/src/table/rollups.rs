@@ -23,10 +23,10 @@ use datafusion::functions::datetime::expr_fn::date_bin;
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
-use vigil_storage::SignalKind;
 use vigil_storage::schema::{kind_schema, ts_type};
+use vigil_storage::{SignalKind, Store};
 
-use crate::table::{attributes_key, inexact, scan_filter};
+use crate::table::{KindTable, Visibility, attributes_key, inexact, scan_filter};
 
 /// The columns naming a series, in the view's order after `ts`.
 const SERIES: &[&str] = &[
@@ -79,23 +79,32 @@ pub fn rollup_view_name(step: Duration) -> String {
 #[derive(Debug)]
 pub struct RollupView {
     step: Duration,
-    metrics: Arc<dyn TableProvider>,
-    rollups: Arc<dyn TableProvider>,
+    store: Arc<Store>,
+    visibility: Visibility,
 }
 
 impl RollupView {
-    /// The view over the session's own `metrics` and `metric_rollups` tables (so it sees
-    /// what they let the session see).
-    pub fn new(
-        step: Duration,
-        metrics: Arc<dyn TableProvider>,
-        rollups: Arc<dyn TableProvider>,
-    ) -> Self {
+    /// The view over `metrics` and `metric_rollups` as `visibility` shows them.
+    pub fn new(step: Duration, store: Arc<Store>, visibility: Visibility) -> Self {
         RollupView {
             step,
-            metrics,
-            rollups,
+            store,
+            visibility,
         }
+    }
+
+    /// Both sources read one version of the store: a retention pass that replaces raw rows
+    /// by their rollup between two reads would otherwise count them twice, or not at all.
+    fn sources(&self) -> (Arc<dyn TableProvider>, Arc<dyn TableProvider>) {
+        let version = self.store.version();
+        let table = |kind| -> Arc<dyn TableProvider> {
+            Arc::new(
+                KindTable::new(kind, Arc::clone(&self.store))
+                    .with_visibility(self.visibility.clone())
+                    .pinned(version.clone()),
+            )
+        };
+        (table(SignalKind::Metric), table(SignalKind::Rollup))
     }
 }
 
@@ -183,12 +192,9 @@ impl TableProvider for RollupView {
             })
         };
         let keys = || -> Vec<Expr> { std::iter::once(bucket(self.step)).chain(series()).collect() };
+        let (metrics, rollups) = self.sources();
         let raw = filtered(
-            LogicalPlanBuilder::scan(
-                "metrics",
-                provider_as_source(Arc::clone(&self.metrics)),
-                None,
-            )?,
+            LogicalPlanBuilder::scan("metrics", provider_as_source(metrics), None)?,
             Vec::new(),
         )?
         .aggregate(
@@ -207,11 +213,7 @@ impl TableProvider for RollupView {
             (lit(step_seconds) % col("step_seconds")).eq(lit(0i64)),
         ];
         let rolled = filtered(
-            LogicalPlanBuilder::scan(
-                "metric_rollups",
-                provider_as_source(Arc::clone(&self.rollups)),
-                None,
-            )?,
+            LogicalPlanBuilder::scan("metric_rollups", provider_as_source(rollups), None)?,
             finer,
         )?
         .project(

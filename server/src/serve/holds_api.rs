@@ -98,20 +98,15 @@ pub async fn place(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
     };
-    let instant = |field: &str, text: &str| -> Result<i64, Response> {
+    let instant = |field: &str, text: &str| -> Result<i64, String> {
         chrono::DateTime::parse_from_rfc3339(text)
             .ok()
             .and_then(|t| t.timestamp_nanos_opt())
-            .ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("{field}: {text:?} is not an RFC 3339 instant"),
-                )
-            })
+            .ok_or_else(|| format!("{field}: {text:?} is not an RFC 3339 instant"))
     };
     let (from_ns, to_ns) = match (instant("from", &request.from), instant("to", &request.to)) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
     };
     let hold = HoldRequest {
         namespace: request.namespace,

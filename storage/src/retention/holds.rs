@@ -14,17 +14,18 @@ pub struct Hold {
     /// First and last `ts` held, inclusive, nanoseconds.
     pub from_ns: i64,
     pub to_ns: i64,
-    /// Why: shown by `SHOW HOLDS`, logged when rows are kept because of it.
+    /// Why: shown by `SHOW HOLDS`.
     pub reason: String,
     /// When it was placed, by the store's clock.
     pub placed_ns: i64,
 }
 
 impl Hold {
-    /// True when the hold keeps a row of `pod` in `namespace` at `ts`.
-    pub fn covers(&self, namespace: Option<&str>, pod: Option<&str>, ts: i64) -> bool {
-        ts >= self.from_ns
-            && ts <= self.to_ns
+    /// True when the hold keeps a row of `pod` in `namespace` covering `[from, to]` (a raw
+    /// row: `from == to == ts`; a rollup row: its whole bucket).
+    pub fn covers(&self, namespace: Option<&str>, pod: Option<&str>, from: i64, to: i64) -> bool {
+        to >= self.from_ns
+            && from <= self.to_ns
             && pod == Some(self.pod.as_str())
             && self
                 .namespace
@@ -53,3 +54,36 @@ pub struct HoldRequest {
 
 pub(crate) const PREFIX_HOLD: &[u8] = b"hold/";
 pub(crate) const KEY_NEXT_HOLD_ID: &[u8] = b"next_hold_id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_covers_rows_and_buckets_that_touch_its_range() {
+        let hold = Hold {
+            id: 1,
+            namespace: Some("shop".into()),
+            pod: "web-1".into(),
+            from_ns: 100,
+            to_ns: 200,
+            reason: String::new(),
+            placed_ns: 0,
+        };
+        let web = Some("web-1");
+        assert!(hold.covers(Some("shop"), web, 100, 100));
+        assert!(hold.covers(Some("shop"), web, 200, 200));
+        assert!(!hold.covers(Some("shop"), web, 201, 201));
+        assert!(!hold.covers(Some("other"), web, 150, 150));
+        assert!(!hold.covers(Some("shop"), Some("web-2"), 150, 150));
+        assert!(!hold.covers(Some("shop"), None, 150, 150));
+        // A bucket [0, 119] holds samples of 100..119.
+        assert!(hold.covers(Some("shop"), web, 0, 119));
+        assert!(!hold.covers(Some("shop"), web, 0, 99));
+        let anywhere = Hold {
+            namespace: None,
+            ..hold
+        };
+        assert!(anywhere.covers(Some("other"), web, 150, 150));
+    }
+}

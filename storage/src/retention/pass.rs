@@ -35,6 +35,7 @@ use crate::retention::rollup::{RollupBuilder, step_ns_of};
 use crate::segment::Segment;
 use crate::segment::writer::SegmentWriter;
 use crate::store::{Shared, flush};
+use crate::version::Version;
 
 /// Rows per batch when reading and writing segments.
 const BATCH_ROWS: usize = 8192;
@@ -54,7 +55,8 @@ pub struct RetentionReport {
     pub rollup_segments_written: usize,
     /// Rows removed without a rollup, by kind.
     pub rows_deleted: BTreeMap<SignalKind, u64>,
-    /// Rows (raw metrics or finer rollups) folded into coarser rollups and removed.
+    /// Rows (raw metrics or finer rollups) folded into coarser rollups and removed. A dry run
+    /// counts the first step only (what raw rows become), and writes no rollup rows.
     pub rows_rolled_up: u64,
     pub rollup_rows_written: u64,
     /// Rows past their rule kept because a hold covers them.
@@ -105,10 +107,12 @@ impl std::fmt::Display for RetentionReport {
         for (kind, n) in &self.rows_deleted {
             writeln!(f, "  {verb} delete {n} {} rows", kind.table_name())?;
         }
-        if self.rows_rolled_up > 0 {
+        if self.rows_rolled_up > 0 && self.dry_run {
+            writeln!(f, "  would downsample {} rows", self.rows_rolled_up)?;
+        } else if self.rows_rolled_up > 0 {
             writeln!(
                 f,
-                "  {verb} downsample {} rows into {} rollup rows",
+                "  did downsample {} rows into {} rollup rows",
                 self.rows_rolled_up, self.rollup_rows_written
             )?;
         }
@@ -275,10 +279,12 @@ impl<'a> Judge<'a> {
             let step = if rollup { step_ns_of(batch, row) } else { 0 };
             let t = ts.value(row);
             let mut decided = action(rule, step, t, self.now);
+            // A rollup row is held when any instant of its bucket is.
+            let last = t.saturating_add(step.saturating_sub(1).max(0));
             if decided != Action::Keep
                 && holds
                     .iter()
-                    .any(|h| h.covers(namespace, value(pods, row), t))
+                    .any(|h| h.covers(namespace, value(pods, row), t, last))
             {
                 held += 1;
                 decided = Action::Keep;
@@ -388,18 +394,29 @@ pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
         return Ok(report);
     }
     let holds: Vec<Hold> = shared.kv.scan_json(crate::retention::holds::PREFIX_HOLD)?;
-    if dry_run {
-        count_hot(shared, policy, &holds, now, &mut report);
-    } else {
+    if !dry_run {
         flush::flush(shared)?;
     }
-    for _ in 0..MAX_ROUNDS {
-        let round = round(shared, policy, &holds, now, dry_run)?;
+    for i in 0..MAX_ROUNDS {
+        // One snapshot per round: in a dry run, its hot rows and segments hold every row once
+        // even if a flush runs meanwhile.
+        let version = shared.current();
+        if dry_run {
+            count_hot(&version, policy, &holds, now, &mut report);
+        }
+        let round = round(shared, policy, &holds, now, dry_run, &version, i == 0)?;
         report.add(&round);
         // Rollups just written may themselves be past their keep (old data): go again.
         if dry_run || round.rollup_rows_written == 0 {
             break;
         }
+    }
+    if !dry_run && report.rows_held > 0 {
+        tracing::info!(
+            rows_held = report.rows_held,
+            holds = holds.len(),
+            "retention: expired rows kept by legal holds"
+        );
     }
     if !dry_run && (report.segments_dropped + report.segments_rewritten) > 0 {
         if report.rollup_segments_written > 0 {
@@ -421,19 +438,25 @@ pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
     Ok(report)
 }
 
+/// One round over the segments of `version`: the first over all of them, later ones (after
+/// rollups were written) over rollup segments only.
 fn round(
     shared: &Shared,
     policy: &RetentionPolicy,
     holds: &[Hold],
     now: i64,
     dry_run: bool,
+    version: &Version,
+    first: bool,
 ) -> Result<RetentionReport> {
     let mut report = RetentionReport::default();
-    let version = shared.current();
     let mut drops: Vec<Arc<Segment>> = Vec::new();
     let mut reads: Vec<Arc<Segment>> = Vec::new();
     for segment in version.segments.iter() {
         let meta = segment.meta();
+        if !first && meta.kind != SignalKind::Rollup {
+            continue;
+        }
         let near: Vec<&Hold> = holds
             .iter()
             .filter(|h| h.overlaps(meta.min_ts, meta.max_ts))
@@ -444,34 +467,16 @@ fn round(
             Plan::Read => reads.push(Arc::clone(segment)),
         }
     }
-    drop(version);
-
-    if !drops.is_empty() {
-        let mut by_kind: BTreeMap<SignalKind, (usize, u64, i64)> = BTreeMap::new();
-        for s in &drops {
-            let e = by_kind.entry(s.meta().kind).or_insert((0, 0, i64::MIN));
-            e.0 += 1;
-            e.1 += s.meta().rows;
-            e.2 = e.2.max(s.meta().max_ts);
-        }
-        for (kind, (segments, rows, newest)) in &by_kind {
-            tracing::warn!(
-                kind = kind.table_name(),
-                segments,
-                rows,
-                newest = %crate::retention::format_instant(*newest),
-                dry_run,
-                "retention: {} whole segments past their rule",
-                if dry_run { "would drop" } else { "dropping" }
-            );
-            *report.rows_deleted.entry(*kind).or_default() += rows;
-        }
-        report.segments_dropped = drops.len();
-        report.bytes_freed += drops.iter().map(|s| s.meta().file_size).sum::<u64>();
-        if !dry_run {
-            drop_segments(shared, &drops)?;
-        }
+    if dry_run {
+        log_drops(&drops, true);
+    } else if !drops.is_empty() {
+        drops = drop_segments(shared, drops)?;
     }
+    for s in &drops {
+        *report.rows_deleted.entry(s.meta().kind).or_default() += s.meta().rows;
+        report.bytes_freed += s.meta().file_size;
+    }
+    report.segments_dropped = drops.len();
 
     for segment in reads {
         let mut judge = Judge::new(policy, segment.meta().kind, now);
@@ -559,14 +564,14 @@ fn count_segment(segment: &Segment, judge: &mut Judge<'_>, holds: &[&Hold]) -> R
 
 /// In a dry run, hot rows (not yet in segments) are judged where they are.
 fn count_hot(
-    shared: &Shared,
+    version: &Version,
     policy: &RetentionPolicy,
     holds: &[Hold],
     now: i64,
     report: &mut RetentionReport,
 ) {
     let holds: Vec<&Hold> = holds.iter().collect();
-    for hot in shared.current().hot.iter() {
+    for hot in version.hot.iter() {
         let mut judge = Judge::new(policy, hot.kind, now);
         let (mut deleted, mut rolled) = (0, 0);
         report.rows_held += judge.rows(&hot.batch, &holds, |_, a| match a {
@@ -701,7 +706,7 @@ fn rewrite(
     let (mut report, outputs) = match result {
         Ok(done) => done,
         Err(e) => {
-            forget(shared, &ids, &[]);
+            forget(shared, &ids);
             return Err(e);
         }
     };
@@ -719,7 +724,7 @@ fn rewrite(
         .put_next_segment_id(&mut batch, shared.next_segment_id.load(Ordering::SeqCst));
     fail::fail_point!("retention::before_manifest", |_| crate::failpoints::crash());
     if let Err(e) = shared.kv.write(batch, true) {
-        forget(shared, &ids, &outputs);
+        forget(shared, &ids);
         return Err(e);
     }
     fail::fail_point!("retention::after_manifest", |_| crate::failpoints::crash());
@@ -745,8 +750,31 @@ fn rewrite(
     Ok(report)
 }
 
-/// Removes wholly expired segments from the manifest in one synced write.
-fn drop_segments(shared: &Shared, drops: &[Arc<Segment>]) -> Result<()> {
+/// Logs whole segments about to be (or, dry, that would be) dropped, per kind.
+fn log_drops(drops: &[Arc<Segment>], dry_run: bool) {
+    let mut by_kind: BTreeMap<SignalKind, (usize, u64, i64)> = BTreeMap::new();
+    for s in drops {
+        let e = by_kind.entry(s.meta().kind).or_insert((0, 0, i64::MIN));
+        e.0 += 1;
+        e.1 += s.meta().rows;
+        e.2 = e.2.max(s.meta().max_ts);
+    }
+    for (kind, (segments, rows, newest)) in &by_kind {
+        tracing::warn!(
+            kind = kind.table_name(),
+            segments,
+            rows,
+            newest = %crate::retention::format_instant(*newest),
+            dry_run,
+            "retention: {} whole segments past their rule",
+            if dry_run { "would drop" } else { "dropping" }
+        );
+    }
+}
+
+/// Removes wholly expired segments (those still live) from the manifest in one synced write,
+/// after logging them; returns the ones removed.
+fn drop_segments(shared: &Shared, drops: Vec<Arc<Segment>>) -> Result<Vec<Arc<Segment>>> {
     let _no_compaction = shared.compaction_lock.lock();
     let live: std::collections::HashSet<u64> = shared
         .current()
@@ -754,10 +782,14 @@ fn drop_segments(shared: &Shared, drops: &[Arc<Segment>]) -> Result<()> {
         .iter()
         .map(|s| s.meta().id)
         .collect();
-    let drops: Vec<&Arc<Segment>> = drops
-        .iter()
+    let drops: Vec<Arc<Segment>> = drops
+        .into_iter()
         .filter(|s| live.contains(&s.meta().id))
         .collect();
+    if drops.is_empty() {
+        return Ok(drops);
+    }
+    log_drops(&drops, false);
     let mut batch = WriteBatch::default();
     for s in &drops {
         shared.kv.delete_segment(&mut batch, s.meta().id);
@@ -776,22 +808,27 @@ fn drop_segments(shared: &Shared, drops: &[Arc<Segment>]) -> Result<()> {
             .collect();
         current.segments = Arc::new(segments);
     }
-    for s in drops {
+    for s in &drops {
         s.mark_obsolete();
     }
-    Ok(())
+    Ok(drops)
 }
 
-/// Abandons the outputs of a failed rewrite: their files go, then their pending records.
-fn forget(shared: &Shared, ids: &[u64], outputs: &[crate::segment::SegmentMeta]) {
-    for meta in outputs {
-        let _ = std::fs::remove_file(shared.segments_dir.join(meta.file_name()));
+/// Abandons the outputs of a failed rewrite: their files go (finished or not, whatever their
+/// kind), then their pending records. If that fails too, open finds the pending records.
+fn forget(shared: &Shared, ids: &[u64]) {
+    for &id in ids {
+        for kind in SignalKind::STORED {
+            let path = shared
+                .segments_dir
+                .join(crate::segment::meta::file_name(id, kind));
+            let _ = std::fs::remove_file(&path);
+        }
     }
     let mut batch = WriteBatch::default();
     for &id in ids {
         shared.kv.delete_pending(&mut batch, id);
     }
-    // If this fails too, open finds the pending records and deletes the files.
     let _ = shared.kv.write(batch, true);
 }
 

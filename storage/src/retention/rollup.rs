@@ -42,9 +42,11 @@ struct Aggregate {
 }
 
 impl Aggregate {
+    /// As SQL's `min` and `max` order floats (NaN above every number), so a bucket with a
+    /// NaN sample has the same `max` raw and rolled up.
     fn add(&mut self, other: Aggregate) {
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
+        self.min = std::cmp::min_by(self.min, other.min, f64::total_cmp);
+        self.max = std::cmp::max_by(self.max, other.max, f64::total_cmp);
         self.sum += other.sum;
         self.count += other.count;
     }

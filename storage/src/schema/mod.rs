@@ -470,8 +470,9 @@ pub fn schema_markdown() -> String {
     }
     out.push_str(
         "## `metric_rollups` (kind `rollup`)\n\nDownsampled metrics, written by retention (`docs/retention.md`) before the raw samples\n\
-         they summarize are removed; never ingested. One row per series (every common column, `name`,\n\
-         `metric_type`, `unit`) and bucket of `step_seconds`. The views `metrics_1m`, `metrics_1h`\n\
+         they summarize are removed; never ingested. Rows per series (every common column, `name`,\n\
+         `metric_type`, `unit`) and bucket of `step_seconds` (partial rows when a bucket's samples were in\n\
+         several segments). The views `metrics_1m`, `metrics_1h`\n\
          (and one per configured step) combine these rows with the raw samples still kept.\n\n",
     );
     table(&mut out, &mut kind_columns(SignalKind::Rollup).iter());

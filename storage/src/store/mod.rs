@@ -233,6 +233,14 @@ impl Store {
 
     /// Runs a retention pass now, grace or not: logs what it will delete, then deletes it.
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        // Enforcing records the rules as the ones in effect (a dry run does not).
+        let since = open::record_policy(
+            &self.shared.kv,
+            &self.shared.options.retention,
+            self.shared.options.clock.now_ns(),
+            true,
+        )?;
+        self.shared.policy_since.store(since, Ordering::SeqCst);
         crate::retention::run(&self.shared, false)
     }
 

@@ -96,7 +96,9 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         "opened store"
     );
 
-    let policy_since = record_policy(&kv, &options, now)?;
+    // A store that enforces in the background records the rules now, starting their grace;
+    // one that does not (`vigil retention --dry-run`, tools) only reads the record.
+    let policy_since = record_policy(&kv, &options.retention, now, options.background)?;
     let background = options.background;
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
@@ -152,34 +154,38 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
     })
 }
 
-/// Compares the retention policy with the one the store last ran with; a different (non-empty)
-/// one is recorded (and logged) with `now` as the instant it took effect. Returns that
-/// instant.
-fn record_policy(kv: &Kv, options: &StoreOptions, now: i64) -> Result<i64> {
+/// Compares the retention policy with the one the store last enforced. The same one keeps
+/// its instant; a different (non-empty) one takes effect `now`, and with `write` that is
+/// recorded and logged. Returns the instant the policy took effect.
+pub(crate) fn record_policy(
+    kv: &Kv,
+    retention: &crate::retention::RetentionOptions,
+    now: i64,
+    write: bool,
+) -> Result<i64> {
     use crate::retention::{KEY_POLICY, PolicyRecord, format_duration, format_instant};
-    let fingerprint = options.retention.policy.fingerprint();
+    let fingerprint = retention.policy.fingerprint();
     let previous: Option<PolicyRecord> = kv.get_json(KEY_POLICY)?;
     if let Some(p) = &previous
         && p.fingerprint == fingerprint
     {
         return Ok(p.since_ns);
     }
-    // Opened without rules (`vigil sql`, an embedding that only reads), nothing is deleted and
-    // the record of the rules last enforced stays as it is.
-    if options.retention.policy.is_empty() {
+    // Without rules nothing is deleted, and the record of the rules last enforced stays.
+    if retention.policy.is_empty() {
         return Ok(previous.map_or(now, |p| p.since_ns));
     }
-    {
-        tracing::warn!(
-            previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
-            now = %fingerprint,
-            grace = %format_duration(options.retention.change_grace),
-            deletes_from = %format_instant(now.saturating_add(
-                i64::try_from(options.retention.change_grace.as_nanos()).unwrap_or(i64::MAX)
-            )),
-            "retention policy changed: background passes only log what they would delete until              the grace ends"
-        );
+    if !write {
+        return Ok(now);
     }
+    let grace = i64::try_from(retention.change_grace.as_nanos()).unwrap_or(i64::MAX);
+    tracing::warn!(
+        previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
+        now = %fingerprint,
+        grace = %format_duration(retention.change_grace),
+        deletes_from = %format_instant(now.saturating_add(grace)),
+        "retention rules changed; passes only log what they would delete until the grace ends"
+    );
     let mut batch = rocksdb::WriteBatch::default();
     kv.put_json(
         &mut batch,
