@@ -39,6 +39,8 @@ use crate::version::Version;
 
 /// Rows per batch when reading and writing segments.
 const BATCH_ROWS: usize = 8192;
+/// (namespace, metric name) pairs a [`Judge`] remembers without hashing.
+const RECENT: usize = 8;
 /// Rollup segments span this many store windows (a day, with hourly windows).
 const ROLLUP_WINDOWS: i64 = 24;
 /// Passes over new rollups at most (one per downsampling level, and then some).
@@ -214,7 +216,11 @@ struct Judge<'a> {
     policy: &'a RetentionPolicy,
     kind: SignalKind,
     now: i64,
-    cache: HashMap<String, HashMap<String, Option<usize>>>,
+    cache: HashMap<String, HashMap<String, Option<usize>, ahash::RandomState>, ahash::RandomState>,
+    /// The last few pairs looked up: rows come by pod, so a namespace and a handful of metric
+    /// names repeat row after row, and comparing a few short strings beats hashing them.
+    recent: Vec<(String, String, Option<usize>)>,
+    next_recent: usize,
 }
 
 impl<'a> Judge<'a> {
@@ -223,12 +229,21 @@ impl<'a> Judge<'a> {
             policy,
             kind,
             now,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
+            recent: Vec::with_capacity(RECENT),
+            next_recent: 0,
         }
     }
 
     fn rule(&mut self, namespace: Option<&str>, name: Option<&str>) -> Option<&'a RetentionRule> {
         let (ns_key, name_key) = (namespace.unwrap_or(""), name.unwrap_or(""));
+        if let Some((_, _, i)) = self
+            .recent
+            .iter()
+            .find(|(ns, n, _)| n == name_key && ns == ns_key)
+        {
+            return i.map(|i| &self.policy.rules()[i]);
+        }
         let index = match self.cache.get(ns_key).and_then(|m| m.get(name_key)) {
             Some(i) => *i,
             None => {
@@ -243,6 +258,13 @@ impl<'a> Judge<'a> {
                 i
             }
         };
+        let entry = (ns_key.to_string(), name_key.to_string(), index);
+        if self.recent.len() < RECENT {
+            self.recent.push(entry);
+        } else {
+            self.recent[self.next_recent] = entry;
+            self.next_recent = (self.next_recent + 1) % RECENT;
+        }
         index.map(|i| &self.policy.rules()[i])
     }
 
@@ -666,9 +688,7 @@ fn rewrite(
                 && !rolled.is_empty()
             {
                 let rows = series.get_or_insert(builder.series(&batch)?);
-                for (row, step) in rolled {
-                    builder.add(&batch, rows, row, step);
-                }
+                builder.add(&batch, rows, &rolled);
                 if builder.pending() >= BATCH_ROWS {
                     write_rollups(builder.take(false)?, &mut rollups, &mut ids)?;
                 }

@@ -66,7 +66,7 @@ pub(crate) struct RollupBuilder {
     /// The pod whose buckets are open (rows of one pod are contiguous).
     current_pod: Option<Option<String>>,
     groups: Vec<Group>,
-    index: HashMap<Vec<u8>, usize>,
+    index: HashMap<Vec<u8>, usize, ahash::RandomState>,
     key: Vec<u8>,
     /// Finished rows, in (pod, ts) order, not yet taken.
     done: Vec<Group>,
@@ -88,7 +88,7 @@ impl RollupBuilder {
             schema,
             current_pod: None,
             groups: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             key: Vec::new(),
             done: Vec::new(),
         })
@@ -107,67 +107,68 @@ impl RollupBuilder {
         Ok(self.converter.convert_columns(&columns)?)
     }
 
-    /// Adds row `row` of `batch` into its bucket of `step_ns`.
-    pub fn add(&mut self, batch: &RecordBatch, series: &Rows, row: usize, step_ns: i64) {
-        let pod = batch
+    /// Adds rows of `batch`, each into its bucket of its step: `(row, step_ns)` in row order.
+    pub fn add(&mut self, batch: &RecordBatch, series: &Rows, rows: &[(usize, i64)]) {
+        let pods = batch
             .column_by_name("pod")
-            .and_then(|c| c.as_string_opt::<i32>())
-            .and_then(|p| p.is_valid(row).then(|| p.value(row)));
-        if self.current_pod.as_ref().map(|p| p.as_deref()) != Some(pod) {
-            self.close_pod();
-            self.current_pod = Some(pod.map(str::to_string));
-        }
-        let ts = batch
+            .and_then(|c| c.as_string_opt::<i32>());
+        let Some(ts) = batch
             .column_by_name("ts")
-            .map(|c| {
-                c.as_primitive::<arrow::datatypes::TimestampNanosecondType>()
-                    .value(row)
-            })
-            .unwrap_or_default();
-        let agg = match batch.column_by_name("value") {
-            Some(value) => {
-                let v = value.as_primitive::<Float64Type>().value(row);
-                Aggregate {
-                    min: v,
-                    max: v,
-                    sum: v,
-                    count: 1,
-                }
-            }
-            None => {
-                let f = |name: &str| {
-                    batch
-                        .column_by_name(name)
-                        .map(|c| c.as_primitive::<Float64Type>().value(row))
-                        .unwrap_or_default()
-                };
-                Aggregate {
-                    min: f("min"),
-                    max: f("max"),
-                    sum: f("sum"),
-                    count: batch
-                        .column_by_name("count")
-                        .map(|c| c.as_primitive::<Int64Type>().value(row))
-                        .unwrap_or_default(),
-                }
-            }
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>())
+        else {
+            return;
         };
-        let bucket = ts.div_euclid(step_ns) * step_ns;
-        let series = series.row(row);
-        self.key.clear();
-        self.key.extend_from_slice(&bucket.to_be_bytes());
-        self.key.extend_from_slice(&step_ns.to_be_bytes());
-        self.key.extend_from_slice(series.as_ref());
-        match self.index.get(self.key.as_slice()) {
-            Some(&i) => self.groups[i].agg.add(agg),
-            None => {
-                self.index.insert(self.key.clone(), self.groups.len());
-                self.groups.push(Group {
-                    bucket,
-                    step_ns,
-                    series: series.as_ref().to_vec(),
-                    agg,
-                });
+        let f64s = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Float64Type>())
+        };
+        // Raw metrics have `value`; rollups have the four aggregates.
+        let value = f64s("value");
+        let (mins, maxs, sums) = (f64s("min"), f64s("max"), f64s("sum"));
+        let counts = batch
+            .column_by_name("count")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>());
+        for &(row, step_ns) in rows {
+            let pod = pods.and_then(|p| p.is_valid(row).then(|| p.value(row)));
+            if self.current_pod.as_ref().map(|p| p.as_deref()) != Some(pod) {
+                self.close_pod();
+                self.current_pod = Some(pod.map(str::to_string));
+            }
+            let agg = match value {
+                Some(v) => {
+                    let v = v.value(row);
+                    Aggregate {
+                        min: v,
+                        max: v,
+                        sum: v,
+                        count: 1,
+                    }
+                }
+                None => Aggregate {
+                    min: mins.map_or(0.0, |a| a.value(row)),
+                    max: maxs.map_or(0.0, |a| a.value(row)),
+                    sum: sums.map_or(0.0, |a| a.value(row)),
+                    count: counts.map_or(0, |a| a.value(row)),
+                },
+            };
+            let bucket = ts.value(row).div_euclid(step_ns) * step_ns;
+            let series = series.row(row);
+            self.key.clear();
+            self.key.extend_from_slice(&bucket.to_be_bytes());
+            self.key.extend_from_slice(&step_ns.to_be_bytes());
+            self.key.extend_from_slice(series.as_ref());
+            match self.index.get(self.key.as_slice()) {
+                Some(&i) => self.groups[i].agg.add(agg),
+                None => {
+                    self.index.insert(self.key.clone(), self.groups.len());
+                    self.groups.push(Group {
+                        bucket,
+                        step_ns,
+                        series: series.as_ref().to_vec(),
+                        agg,
+                    });
+                }
             }
         }
     }
