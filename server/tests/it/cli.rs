@@ -16,6 +16,19 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Imports `file` as rows of `kind`, which must succeed.
+pub fn import_ok(store: &Path, kind: &str, file: &Path) {
+    let o = vigil(&[
+        "import",
+        "--data-dir",
+        store.to_str().unwrap(),
+        "--kind",
+        kind,
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{kind}: {}", stderr(&o));
+}
+
 pub fn sql(store: &Path, query: &str) -> String {
     let o = vigil(&[
         "sql",
@@ -335,17 +348,8 @@ fn retention_runs_from_the_command_line_dry_or_not_and_bad_rules_are_named() {
     }
     std::fs::write(&metrics, m).unwrap();
     std::fs::write(&logs, l).unwrap();
-    for (kind, file) in [("metric", &metrics), ("log", &logs)] {
-        let o = vigil(&[
-            "import",
-            "--data-dir",
-            store.to_str().unwrap(),
-            "--kind",
-            kind,
-            file.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
+    import_ok(&store, "metric", &metrics);
+    import_ok(&store, "log", &logs);
     let count = |table: &str| -> i64 {
         sql(&store, &format!("SELECT count(*) AS n FROM {table}"))
             .lines()

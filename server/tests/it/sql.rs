@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{stderr, vigil};
+use crate::cli::{import_ok, stderr, vigil};
 use crate::server::Server;
 
 /// Secrets of the tokens in [`config`]; the file holds their SHA-256.
@@ -80,16 +80,7 @@ fn store(dir: &Path) -> PathBuf {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     for table in ["metrics", "logs", "spans", "audit", "events"] {
-        let file = data.join(format!("{table}.parquet"));
-        let o = vigil(&[
-            "import",
-            "--data-dir",
-            store.to_str().unwrap(),
-            "--kind",
-            table,
-            file.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{table}: {}", stderr(&o));
+        import_ok(&store, table, &data.join(format!("{table}.parquet")));
     }
     store
 }
