@@ -25,6 +25,7 @@ use crate::asof::AsofExtensionPlanner;
 use crate::asof::plan::plan_asof_nested_join;
 use crate::band::BandJoinRule;
 use crate::functions::gapfill::{GapFillExtensionPlanner, GapFillRule};
+use crate::key_filter::KeyFilterExtensionPlanner;
 use crate::match_recognize::MatchRecognizeExtensionPlanner;
 use crate::match_recognize::plan::{MatchRecognizeAst, plan_match_recognize};
 use datafusion::optimizer::Analyzer;
@@ -137,6 +138,7 @@ impl QueryPlanner for TemporalQueryPlanner {
         DefaultPhysicalPlanner::with_extension_planners(vec![
             Arc::new(AsofExtensionPlanner),
             Arc::new(MatchRecognizeExtensionPlanner),
+            Arc::new(KeyFilterExtensionPlanner),
             Arc::new(GapFillExtensionPlanner),
         ])
         .create_physical_plan(logical_plan, session)

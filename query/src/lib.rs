@@ -9,9 +9,11 @@
 
 pub mod asof;
 pub mod band;
+pub mod dynamic_filter;
 pub mod error;
 pub mod extensions;
 pub mod functions;
+pub mod key_filter;
 pub mod match_recognize;
 pub mod merge;
 pub mod pushdown;

@@ -17,19 +17,26 @@ use std::future::Future;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{
     EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
 };
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildFilterDescription, ChildPushdownResult, FilterDescription, FilterPushdownPhase,
+};
 use datafusion::physical_plan::metrics::BaselineMetrics;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     Distribution, ExecutionPlan, ExecutionPlanProperties, InputDistributionRequirements,
     Partitioning, PlanProperties,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
+use crate::dynamic_filter::{lazy_execute, leave_open, new_key_filter, publish_keys};
 use crate::time::time_values;
 
 pub type PhysicalExprRef = Arc<dyn PhysicalExpr>;
@@ -62,7 +69,14 @@ pub struct MergeInputs {
     pub on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
     pub left_time: PhysicalExprRef,
     pub right_time: PhysicalExprRef,
+    /// The right keys' filter this join publishes once it has read the whole left side
+    /// (when that side is small), set by filter pushdown.
+    pub dynamic_filter: Option<Arc<DynamicFilterPhysicalExpr>>,
 }
+
+/// Left rows read ahead to learn every left key before the right side starts; a left side
+/// longer than this is streamed and the right side unfiltered.
+pub const KEY_PREFETCH_ROWS: usize = 65_536;
 
 impl MergeInputs {
     /// One partition, in the left input's order (left columns come first and keep their
@@ -84,11 +98,13 @@ impl MergeInputs {
         )
     }
 
-    /// Each input as one stream (DataFusion merges sorted partitions into it).
+    /// Inputs in any number of partitions, each sorted: the join merges them itself (see
+    /// [`Self::open`]), so filters it pushes reach its children's scans directly (DataFusion's
+    /// sort-preserving merge does not pass them on).
     pub fn distribution() -> InputDistributionRequirements {
         InputDistributionRequirements::new(vec![
-            Distribution::SinglePartition,
-            Distribution::SinglePartition,
+            Distribution::UnspecifiedDistribution,
+            Distribution::UnspecifiedDistribution,
         ])
     }
 
@@ -129,6 +145,40 @@ impl MergeInputs {
         Ok(TreeNodeRecursion::Continue)
     }
 
+    /// Filters for the children: none from the parent; in the post-optimization phase, a
+    /// dynamic filter on the right keys (right rows whose keys no left row has never join,
+    /// in ASOF LEFT joins too).
+    pub fn gather_filters(
+        &self,
+        phase: FilterPushdownPhase,
+        parent_filters: Vec<PhysicalExprRef>,
+        config: &ConfigOptions,
+    ) -> FilterDescription {
+        let left = ChildFilterDescription::all_unsupported(&parent_filters);
+        let mut right = ChildFilterDescription::all_unsupported(&parent_filters);
+        if phase == FilterPushdownPhase::Post
+            && self.dynamic_filter.is_none()
+            && !self.on.is_empty()
+            && config.optimizer.enable_join_dynamic_filter_pushdown
+        {
+            let keys: Vec<_> = self.on.iter().map(|(_, r)| Arc::clone(r)).collect();
+            right = right.with_self_filter(new_key_filter(&keys));
+        }
+        FilterDescription::new().with_child(left).with_child(right)
+    }
+
+    /// This merge holding the dynamic filter its right child accepted, if any.
+    pub fn with_pushed_filter(&self, result: &ChildPushdownResult) -> Option<MergeInputs> {
+        let pushed = result.self_filters.get(1)?.first()?;
+        let predicate: Arc<dyn PhysicalExpr> = Arc::clone(&pushed.predicate);
+        let any: Arc<dyn std::any::Any + Send + Sync> = predicate;
+        let filter = Arc::downcast::<DynamicFilterPhysicalExpr>(any).ok()?;
+        Some(MergeInputs {
+            dynamic_filter: Some(filter),
+            ..self.clone()
+        })
+    }
+
     /// The same merge over new children.
     pub fn with_children(&self, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<MergeInputs> {
         let [left, right]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
@@ -151,19 +201,30 @@ impl MergeInputs {
         if partition != 0 {
             return internal_err!("a merge join has one partition, asked for {partition}");
         }
-        let left = self.left.execute(0, Arc::clone(&context))?;
-        let right = self.right.execute(0, context)?;
+        let (left_keys, right_keys): (Vec<_>, Vec<_>) = self
+            .on
+            .iter()
+            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+            .unzip();
+        let left_plan = merged(&self.left, &left_keys, &self.left_time)?;
+        let right_plan = merged(&self.right, &right_keys, &self.right_time)?;
+        let mut left = left_plan.execute(0, Arc::clone(&context))?;
+        if let Some(filter) = &self.dynamic_filter {
+            left = publish_left_keys(
+                left,
+                left_keys.clone(),
+                Arc::clone(filter),
+                right_keys.clone(),
+                self.right.schema(),
+            );
+        }
+        let right = lazy_execute(right_plan, 0, context);
         let key_types = self
             .on
             .iter()
             .map(|(l, _)| l.data_type(&self.left.schema()))
             .collect::<Result<Vec<_>>>()?;
         let converter = key_converter(&key_types)?;
-        let (left_keys, right_keys): (Vec<_>, Vec<_>) = self
-            .on
-            .iter()
-            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
-            .unzip();
         let cursor = RightCursor::new(
             right,
             right_keys,
@@ -177,6 +238,79 @@ impl MergeInputs {
         };
         Ok((left, keys, cursor))
     }
+}
+
+/// `plan` as one stream in (keys, time) order: its sorted partitions merged.
+fn merged(
+    plan: &Arc<dyn ExecutionPlan>,
+    keys: &[PhysicalExprRef],
+    time: &PhysicalExprRef,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if plan.output_partitioning().partition_count() <= 1 {
+        return Ok(Arc::clone(plan));
+    }
+    let Some(ordering) = key_time_ordering(keys, time) else {
+        return internal_err!("a merge join needs an ordering");
+    };
+    Ok(Arc::new(SortPreservingMergeExec::new(
+        ordering,
+        Arc::clone(plan),
+    )))
+}
+
+/// The left stream, read ahead by up to [`KEY_PREFETCH_ROWS`] rows: when it ends within
+/// them, its keys narrow `filter` (over `right_keys`); either way the filter is complete
+/// before the first left batch is returned, and so before the right side is read.
+fn publish_left_keys(
+    mut left: SendableRecordBatchStream,
+    left_keys: Vec<PhysicalExprRef>,
+    filter: Arc<DynamicFilterPhysicalExpr>,
+    right_keys: Vec<PhysicalExprRef>,
+    right_schema: SchemaRef,
+) -> SendableRecordBatchStream {
+    let schema = left.schema();
+    let read_ahead = async move {
+        let mut buffered = Vec::new();
+        let mut rows = 0;
+        let mut ended = false;
+        while rows <= KEY_PREFETCH_ROWS {
+            match left.next().await {
+                Some(Ok(batch)) => {
+                    rows += batch.num_rows();
+                    buffered.push(batch);
+                }
+                Some(Err(e)) => {
+                    leave_open(&filter);
+                    return Err(e);
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            let mut values = vec![Vec::with_capacity(buffered.len()); left_keys.len()];
+            for batch in &buffered {
+                for (k, key) in left_keys.iter().enumerate() {
+                    values[k].push(key.evaluate(batch)?.into_array(batch.num_rows())?);
+                }
+            }
+            publish_keys(&filter, &right_keys, &values, &right_schema)?;
+        } else {
+            leave_open(&filter);
+        }
+        let rest = if ended {
+            futures::stream::empty().boxed()
+        } else {
+            left.boxed()
+        };
+        Ok::<_, datafusion::error::DataFusionError>(
+            futures::stream::iter(buffered.into_iter().map(Ok)).chain(rest),
+        )
+    };
+    let stream = futures::stream::once(read_ahead).try_flatten().boxed();
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
 /// How left batches are keyed, with the same encoder as the right cursor.

@@ -59,6 +59,50 @@ pub struct SegmentScan {
     pub row_groups: Vec<bool>,
 }
 
+impl SegmentScan {
+    /// The same scan reading only the rows of these pods (ids from the pod dictionary): how
+    /// a scan planned before a join knew its keys narrows once it does.
+    pub fn restrict_to_pods(&self, ids: &[u32]) -> SegmentScan {
+        let meta = self.segment.meta();
+        let mut rows = meta.index.pod_rows(ids);
+        if let Some(selected) = &self.rows {
+            rows &= selected;
+        }
+        SegmentScan {
+            segment: Arc::clone(&self.segment),
+            row_groups: row_groups_with(&meta.row_groups, &rows),
+            rows: Some(rows),
+        }
+    }
+
+    /// Rows this scan reads.
+    pub fn rows_selected(&self) -> u64 {
+        match &self.rows {
+            Some(rows) => rows.len(),
+            None => self.segment.meta().rows,
+        }
+    }
+}
+
+/// Per row group (of these sizes): whether any of `rows` falls in it.
+fn row_groups_with(sizes: &[u64], rows: &RoaringBitmap) -> Vec<bool> {
+    let mut groups = Vec::with_capacity(sizes.len());
+    let mut start = 0u64;
+    for &n in sizes {
+        let end = start + n;
+        let any = rows.range_cardinality(start as u32..end.min(u64::from(u32::MAX) + 1) as u32) > 0
+            || (end > u64::from(u32::MAX) && rows.max().is_some_and(|m| u64::from(m) >= start));
+        groups.push(any);
+        start = end;
+    }
+    groups
+}
+
+/// Every id of the pods with these names.
+pub fn pod_ids<'a>(pods: &PodDictionary, names: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
+    names.into_iter().flat_map(|n| pods.ids_named(n)).collect()
+}
+
 /// What pruning saved, for `EXPLAIN` and `EXPLAIN ANALYZE`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneStats {
@@ -83,7 +127,7 @@ pub fn prune_segments(
     let pod_ids: Option<Vec<u32>> = filter
         .values
         .get("pod")
-        .map(|names| names.iter().flat_map(|n| pods.ids_named(n)).collect());
+        .map(|names| pod_ids(pods, names.iter().map(String::as_str)));
     for segment in version.segments_of(kind) {
         let meta = segment.meta();
         stats.segments_total += 1;
@@ -127,19 +171,8 @@ pub fn prune_segments(
             stats.row_groups_pruned_by_index += meta.row_groups.len();
             continue;
         }
-        let mut row_groups = Vec::with_capacity(meta.row_groups.len());
-        let mut start = 0u64;
-        for &n in &meta.row_groups {
-            let end = start + n;
-            let any = rows.range_cardinality(start as u32..end.min(u64::from(u32::MAX) + 1) as u32)
-                > 0
-                || (end > u64::from(u32::MAX) && rows.max().is_some_and(|m| u64::from(m) >= start));
-            if !any {
-                stats.row_groups_pruned_by_index += 1;
-            }
-            row_groups.push(any);
-            start = end;
-        }
+        let row_groups = row_groups_with(&meta.row_groups, &rows);
+        stats.row_groups_pruned_by_index += row_groups.iter().filter(|&&any| !any).count();
         stats.rows_selected += rows.len();
         let all = rows.len() == meta.rows;
         scans.push(SegmentScan {

@@ -96,11 +96,15 @@ impl TableProvider for KindTable {
                     filters,
                     projection,
                 )?;
-                summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
+                summary.add(&scan);
                 Ok(scan.plan)
             },
         )?;
-        Ok(Arc::new(VigilScanExec::new(summary, plan)))
+        Ok(Arc::new(VigilScanExec::new(
+            summary,
+            Arc::clone(&self.store),
+            plan,
+        )))
     }
 
     async fn insert_into(

@@ -5,6 +5,7 @@ mod access;
 mod attributes_key;
 mod exec;
 mod insert;
+mod join_pods;
 mod kind;
 mod pods;
 mod retention;

@@ -24,7 +24,7 @@ use datafusion::physical_plan::union::UnionExec;
 use vigil_storage::prune::{prune_segments, select_hot};
 use vigil_storage::schema::{ColumnType, columns, kind_schema};
 use vigil_storage::segment::sort::sort_batch;
-use vigil_storage::{PruneStats, ScanFilter, SignalKind, Store, Version};
+use vigil_storage::{PruneStats, ScanFilter, SegmentScan, SignalKind, Store, Version};
 
 use crate::table::access::access_plan;
 
@@ -51,8 +51,11 @@ pub fn string_columns(kind: SignalKind) -> Vec<&'static str> {
 }
 
 /// One kind's part of a scan: its plan and what pruning did.
+#[derive(Debug)]
 pub struct KindScan {
     pub plan: Arc<dyn ExecutionPlan>,
+    /// The segments read, by the location of their file (as the plan names it).
+    pub segments: Vec<(String, SegmentScan)>,
     pub prune: PruneStats,
     pub hot_rows: usize,
     pub hot_rows_total: usize,
@@ -72,6 +75,7 @@ pub fn scan_kind(
     let ordering = pod_ts_ordering(&schema)?;
     let (segments, prune) = prune_segments(version, kind, filter, store.pods());
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+    let mut planned = Vec::with_capacity(segments.len());
 
     if !segments.is_empty() {
         let mut options = state.config_options().execution.parquet.clone();
@@ -100,6 +104,7 @@ pub fn scan_kind(
             .map(|scan| {
                 let path = scan.segment.path().to_string_lossy().into_owned();
                 let mut file = PartitionedFile::new(path, scan.segment.meta().file_size);
+                planned.push((file.object_meta.location.to_string(), scan.clone()));
                 if let Some(plan) = access_plan(scan) {
                     file = file.with_extension(plan);
                 }
@@ -141,6 +146,7 @@ pub fn scan_kind(
     };
     Ok(KindScan {
         plan,
+        segments: planned,
         prune,
         hot_rows,
         hot_rows_total,

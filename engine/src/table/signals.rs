@@ -5,10 +5,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column as LogicalColumn, DFSchema};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::lit;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_plan::ExecutionPlan;
@@ -77,7 +83,11 @@ impl TableProvider for SignalsTable {
             filters,
             |filters, projection| self.scan_kinds(state, projection, filters, &mut summary),
         )?;
-        Ok(Arc::new(VigilScanExec::new(summary, plan)))
+        Ok(Arc::new(VigilScanExec::new(
+            summary,
+            Arc::clone(&self.store),
+            plan,
+        )))
     }
 
     async fn insert_into(
@@ -90,6 +100,52 @@ impl TableProvider for SignalsTable {
             "signals is the read-only union of all kinds; insert into metrics, logs, spans, audit or events"
         )
     }
+}
+
+/// `filters` as they read for the rows of `kind`: `kind` replaced by its value and the
+/// result simplified, conjunctions split, so `(kind = 'metric' AND value > 0.9) OR
+/// (kind = 'audit' AND verb = 'create')` is `value > 0.9` for metrics and can prune their
+/// scan. `None` when a filter is false for every row of the kind. A filter that cannot be
+/// simplified is kept as it was.
+fn filters_for_kind(filters: &[Expr], kind: SignalKind) -> Option<Vec<Expr>> {
+    let schema = match DFSchema::try_from(signals_schema()) {
+        Ok(s) => Arc::new(s),
+        Err(_) => return Some(filters.to_vec()),
+    };
+    let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(schema).build());
+    let mut out = Vec::with_capacity(filters.len());
+    for filter in filters {
+        if !filter.column_refs().iter().any(|c| c.name == KIND_COLUMN) {
+            out.push(filter.clone());
+            continue;
+        }
+        let specialized = filter.clone().transform(|e| {
+            Ok(match e {
+                Expr::Column(c) if c.name == KIND_COLUMN => Transformed::yes(lit(kind.as_str())),
+                Expr::Column(c) => {
+                    Transformed::yes(Expr::Column(LogicalColumn::new_unqualified(c.name)))
+                }
+                other => Transformed::no(other),
+            })
+        });
+        let Ok(simplified) = specialized.and_then(|e| simplifier.simplify(e.data)) else {
+            out.push(filter.clone());
+            continue;
+        };
+        for conjunct in split_conjunction_owned(simplified) {
+            match conjunct {
+                Expr::Literal(ScalarValue::Boolean(Some(true)), _) => {}
+                Expr::Literal(
+                    ScalarValue::Boolean(Some(false)) | ScalarValue::Boolean(None),
+                    _,
+                ) => {
+                    return None;
+                }
+                other => out.push(other),
+            }
+        }
+    }
+    Some(out)
 }
 
 impl SignalsTable {
@@ -111,6 +167,10 @@ impl SignalsTable {
         let mut inputs = Vec::new();
         for kind in SignalKind::ALL {
             let kind_fields = kind_schema(kind);
+            let Some(filters) = filters_for_kind(filters, kind) else {
+                continue;
+            };
+            let filters = filters.as_slice();
             // Filters on columns this kind lacks compare NULLs; leave them to DataFusion.
             let own: Vec<Expr> = filters
                 .iter()
@@ -161,7 +221,7 @@ impl SignalsTable {
                 &own,
                 Some(&needed),
             )?;
-            summary.add(scan.prune, scan.hot_rows, scan.hot_rows_total);
+            summary.add(&scan);
             let scanned = scan.plan.schema();
             let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(wanted.len());
             for &i in &wanted {

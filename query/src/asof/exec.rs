@@ -13,9 +13,13 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err, plan_err};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::JoinType;
 use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
+};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
@@ -115,6 +119,10 @@ impl ExecutionPlan for AsofJoinExec {
         self.inputs.required_input_ordering()
     }
 
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false, false]
+    }
+
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![true, false]
     }
@@ -168,6 +176,36 @@ impl ExecutionPlan for AsofJoinExec {
             merger,
             metrics,
         ))
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        Ok(self.inputs.gather_filters(phase, parent_filters, config))
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let inputs = self.inputs.with_pushed_filter(&child_pushdown_result);
+        let mut result = FilterPushdownPropagation::all_unsupported(child_pushdown_result);
+        if let Some(inputs) = inputs {
+            result = result.with_updated_node(Arc::new(AsofJoinExec::try_new(
+                inputs,
+                self.op,
+                self.nearest,
+                self.tolerance,
+                self.join_type,
+                Arc::clone(&self.schema),
+            )?) as Arc<dyn ExecutionPlan>);
+        }
+        Ok(result)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

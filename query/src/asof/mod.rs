@@ -81,6 +81,7 @@ impl ExtensionPlanner for AsofExtensionPlanner {
             on,
             left_time,
             right_time,
+            dynamic_filter: None,
         };
         Ok(Some(Arc::new(AsofJoinExec::try_new(
             inputs,

@@ -14,8 +14,12 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{JoinSide, JoinType, Result, internal_err};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
+};
 use datafusion::physical_plan::joins::utils::{JoinFilter, build_join_schema};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{
@@ -128,6 +132,10 @@ impl ExecutionPlan for BandJoinExec {
         self.inputs.required_input_ordering()
     }
 
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false, false]
+    }
+
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![true, false]
     }
@@ -180,6 +188,33 @@ impl ExecutionPlan for BandJoinExec {
             merger,
             metrics,
         ))
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        Ok(self.inputs.gather_filters(phase, parent_filters, config))
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let inputs = self.inputs.with_pushed_filter(&child_pushdown_result);
+        let mut result = FilterPushdownPropagation::all_unsupported(child_pushdown_result);
+        if let Some(inputs) = inputs {
+            result = result.with_updated_node(Arc::new(BandJoinExec::new(
+                inputs,
+                self.bounds,
+                self.filter.clone(),
+            )) as Arc<dyn ExecutionPlan>);
+        }
+        Ok(result)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

@@ -69,6 +69,7 @@ fn band_join(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         on: join.on().to_vec(),
         left_time,
         right_time,
+        dynamic_filter: None,
     };
     let band: Arc<dyn ExecutionPlan> = Arc::new(BandJoinExec::new(inputs, bounds, filter.clone()));
     let Some(projection) = &join.projection else {

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod node;
 pub mod pattern;
 pub mod plan;
+pub mod reduce;
 
 use std::sync::Arc;
 

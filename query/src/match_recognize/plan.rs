@@ -19,6 +19,7 @@ use crate::match_recognize::node::{
     MatchRecognizeNode, MatchSpec, Nav, Primitive, PrimitiveKind, nav_column, primitive_column,
 };
 use crate::match_recognize::pattern::{Pattern, Program, Skip};
+use crate::match_recognize::reduce::reduce_input;
 use crate::sql::tokens::WITHIN_MARKER;
 use crate::time;
 
@@ -229,6 +230,7 @@ pub fn plan_match_recognize(
         spec.measures.push((name, planned));
     }
     Program::compile(&spec.pattern).map_err(err)?;
+    let input = reduce_input(input, &spec)?;
     let node = MatchRecognizeNode::try_new(Arc::new(input), spec)?;
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(node),
