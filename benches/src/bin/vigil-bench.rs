@@ -84,6 +84,9 @@ enum Command {
         audit_per_pod_hour: usize,
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Run only the queries with these names (comma-separated), e.g. for profiling.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         /// Where to write audit/metrics/events/signals Parquet files for compare.py.
         #[arg(long)]
         export: Option<PathBuf>,
@@ -134,12 +137,13 @@ fn main() -> Result<()> {
             hours,
             audit_per_pod_hour,
             runs,
+            only,
             export,
         } => {
             if !dir.exists() {
                 build_temporal(&dir, pods, hours, audit_per_pod_hour)?;
             }
-            rt.block_on(temporal(&dir, runs, export.as_deref()))
+            rt.block_on(temporal(&dir, runs, &only, export.as_deref()))
         }
     }
 }
@@ -420,13 +424,16 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-async fn temporal(dir: &Path, runs: usize, export: Option<&Path>) -> Result<()> {
+async fn temporal(dir: &Path, runs: usize, only: &[String], export: Option<&Path>) -> Result<()> {
     let db = open_existing(dir)?;
     let counts = db
         .query("SELECT kind, count(*) AS n FROM signals GROUP BY kind ORDER BY kind")
         .await?;
     eprintln!("{}", arrow::util::pretty::pretty_format_batches(&counts)?);
     for (name, sql) in TEMPORAL_QUERIES {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         let mut times = vec![];
         let mut rows = 0;
         let mut peak = 0usize;

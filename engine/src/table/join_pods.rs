@@ -153,3 +153,60 @@ impl PlannedSegments {
         Ok((narrowed.data, rows))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::physical_expr::expressions::{in_list, lit};
+
+    use super::*;
+
+    fn pod() -> Arc<dyn PhysicalExpr> {
+        Arc::new(Column::new(POD, 0))
+    }
+
+    fn schema() -> datafusion::arrow::datatypes::Schema {
+        datafusion::arrow::datatypes::Schema::new(vec![datafusion::arrow::datatypes::Field::new(
+            POD,
+            datafusion::arrow::datatypes::DataType::Utf8,
+            true,
+        )])
+    }
+
+    fn set(pods: &[&str]) -> Option<BTreeSet<String>> {
+        Some(pods.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn a_complete_filter_names_its_pods() {
+        let filter = Arc::new(DynamicFilterPhysicalExpr::new(vec![pod()], lit(true)));
+        let as_expr: Arc<dyn PhysicalExpr> = Arc::clone(&filter) as Arc<dyn PhysicalExpr>;
+        assert!(is_pod_filter(&as_expr));
+        // Not complete: not used, whatever it says.
+        assert_eq!(allowed_pods(&as_expr), None);
+        let list = in_list(pod(), vec![lit("a"), lit("b")], &false, &schema()).expect("in list");
+        let bounds: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(pod(), Operator::GtEq, lit("a"))),
+            Operator::And,
+            list,
+        ));
+        filter.update(bounds).expect("update");
+        filter.mark_complete();
+        assert_eq!(allowed_pods(&as_expr), set(&["a", "b"]));
+    }
+
+    #[test]
+    fn only_pod_sets_are_understood() {
+        let eq: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(lit("c"), Operator::Eq, pod()));
+        assert_eq!(pods_of(&eq), set(&["c"]));
+        assert_eq!(pods_of(&lit(false)), set(&[]));
+        assert_eq!(pods_of(&lit(true)), None);
+        let negated = in_list(pod(), vec![lit("a")], &true, &schema()).expect("in list");
+        assert_eq!(pods_of(&negated), None);
+        let both: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            in_list(pod(), vec![lit("a"), lit("b")], &false, &schema()).expect("in list"),
+            Operator::And,
+            in_list(pod(), vec![lit("b"), lit("c")], &false, &schema()).expect("in list"),
+        ));
+        assert_eq!(pods_of(&both), set(&["b"]));
+    }
+}

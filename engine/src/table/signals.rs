@@ -247,3 +247,35 @@ impl SignalsTable {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{col, lit};
+
+    use super::*;
+
+    #[test]
+    fn filters_read_per_kind() {
+        let either = col("kind")
+            .eq(lit("metric"))
+            .and(col("name").eq(lit("cpu")))
+            .or(col("kind").eq(lit("audit")).and(col("verb").eq(lit("get"))));
+        let other = col("pod").eq(lit("p"));
+        let filters = [either, other.clone()];
+        assert_eq!(
+            filters_for_kind(&filters, SignalKind::Metric),
+            Some(vec![col("name").eq(lit("cpu")), other.clone()])
+        );
+        assert_eq!(
+            filters_for_kind(&filters, SignalKind::Audit),
+            Some(vec![col("verb").eq(lit("get")), other.clone()])
+        );
+        assert_eq!(filters_for_kind(&filters, SignalKind::Log), None);
+        let only_metrics = [col("kind").eq(lit("metric"))];
+        assert_eq!(
+            filters_for_kind(&only_metrics, SignalKind::Metric),
+            Some(vec![])
+        );
+        assert_eq!(filters_for_kind(&only_metrics, SignalKind::Span), None);
+    }
+}
