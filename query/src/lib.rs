@@ -17,6 +17,7 @@ pub mod key_filter;
 pub mod match_recognize;
 pub mod merge;
 pub mod pushdown;
+pub mod run_merge;
 pub mod session;
 pub mod sql;
 pub mod time;

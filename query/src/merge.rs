@@ -28,7 +28,6 @@ use datafusion::physical_plan::filter_pushdown::{
     ChildFilterDescription, ChildPushdownResult, FilterDescription, FilterPushdownPhase,
 };
 use datafusion::physical_plan::metrics::BaselineMetrics;
-use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     Distribution, ExecutionPlan, ExecutionPlanProperties, InputDistributionRequirements,
@@ -36,7 +35,8 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use crate::dynamic_filter::{lazy_execute, leave_open, new_key_filter, publish_keys};
+use crate::dynamic_filter::{leave_open, new_key_filter, publish_keys};
+use crate::run_merge::{MergeOrder, key_runs, merge_partitions};
 use crate::time::time_values;
 
 pub type PhysicalExprRef = Arc<dyn PhysicalExpr>;
@@ -206,9 +206,22 @@ impl MergeInputs {
             .iter()
             .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
             .unzip();
-        let left_plan = merged(&self.left, &left_keys, &self.left_time)?;
-        let right_plan = merged(&self.right, &right_keys, &self.right_time)?;
-        let mut left = left_plan.execute(0, Arc::clone(&context))?;
+        let key_types = self
+            .on
+            .iter()
+            .map(|(l, _)| l.data_type(&self.left.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let converter = key_converter(&key_types)?;
+        let order = |keys: &[PhysicalExprRef], time: &PhysicalExprRef| MergeOrder {
+            keys: keys.to_vec(),
+            time: Arc::clone(time),
+            converter: converter.clone(),
+        };
+        let mut left = merge_partitions(
+            Arc::clone(&self.left),
+            order(&left_keys, &self.left_time),
+            Arc::clone(&context),
+        );
         if let Some(filter) = &self.dynamic_filter {
             left = publish_left_keys(
                 left,
@@ -218,13 +231,12 @@ impl MergeInputs {
                 self.right.schema(),
             );
         }
-        let right = lazy_execute(right_plan, 0, context);
-        let key_types = self
-            .on
-            .iter()
-            .map(|(l, _)| l.data_type(&self.left.schema()))
-            .collect::<Result<Vec<_>>>()?;
-        let converter = key_converter(&key_types)?;
+        // Executed when first polled: after the left side has published its keys.
+        let right = merge_partitions(
+            Arc::clone(&self.right),
+            order(&right_keys, &self.right_time),
+            context,
+        );
         let cursor = RightCursor::new(
             right,
             right_keys,
@@ -238,24 +250,6 @@ impl MergeInputs {
         };
         Ok((left, keys, cursor))
     }
-}
-
-/// `plan` as one stream in (keys, time) order: its sorted partitions merged.
-fn merged(
-    plan: &Arc<dyn ExecutionPlan>,
-    keys: &[PhysicalExprRef],
-    time: &PhysicalExprRef,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    if plan.output_partitioning().partition_count() <= 1 {
-        return Ok(Arc::clone(plan));
-    }
-    let Some(ordering) = key_time_ordering(keys, time) else {
-        return internal_err!("a merge join needs an ordering");
-    };
-    Ok(Arc::new(SortPreservingMergeExec::new(
-        ordering,
-        Arc::clone(plan),
-    )))
 }
 
 /// The left stream, read ahead by up to [`KEY_PREFETCH_ROWS`] rows: when it ends within
@@ -404,11 +398,15 @@ pub fn key_converter(types: &[DataType]) -> Result<Option<Arc<RowConverter>>> {
     Ok(Some(Arc::new(RowConverter::new(fields)?)))
 }
 
-/// One input batch with its keys encoded for comparison and its times normalised.
+/// One input batch with its keys encoded for comparison (once per run of equal keys) and
+/// its times normalised.
 #[derive(Debug)]
 pub struct KeyedBatch {
     pub batch: RecordBatch,
-    keys: Option<Rows>,
+    /// The key of each run of equal keys; `None` without keys.
+    run_keys: Option<Rows>,
+    /// The run of each row.
+    run_of: Vec<u32>,
     /// Rows whose keys are all non-null; `None` when every row is.
     key_valid: Option<NullBuffer>,
     pub time: Int64Array,
@@ -428,14 +426,18 @@ impl KeyedBatch {
         let key_valid = key_arrays.iter().fold(None, |acc: Option<NullBuffer>, a| {
             NullBuffer::union(acc.as_ref(), a.logical_nulls().as_ref())
         });
-        let keys = match converter {
-            Some(c) => Some(c.convert_columns(&key_arrays)?),
-            None => None,
-        };
+        let (ends, run_keys) = key_runs(&key_arrays, converter, batch.num_rows())?;
+        let mut run_of = Vec::with_capacity(batch.num_rows());
+        let mut start = 0;
+        for (run, &end) in ends.iter().enumerate() {
+            run_of.resize(run_of.len() + (end - start), run as u32);
+            start = end;
+        }
         let time = time_values(&time.evaluate(&batch)?.into_array(batch.num_rows())?)?;
         Ok(KeyedBatch {
             batch,
-            keys,
+            run_keys,
+            run_of,
             key_valid,
             time,
         })
@@ -453,9 +455,38 @@ impl KeyedBatch {
 
 /// Compares the keys of two rows (from the same converter).
 pub fn cmp_keys(a: &KeyedBatch, ai: usize, b: &KeyedBatch, bi: usize) -> Ordering {
-    match (&a.keys, &b.keys) {
-        (Some(ak), Some(bk)) => ak.row(ai).cmp(&bk.row(bi)),
+    match (&a.run_keys, &b.run_keys) {
+        (Some(ak), Some(bk)) => ak
+            .row(a.run_of[ai] as usize)
+            .cmp(&bk.row(b.run_of[bi] as usize)),
         _ => Ordering::Equal,
+    }
+}
+
+/// The last key comparison of a right row with a left row, by (right batch, right run, left
+/// run): rows of one run compare alike, so a join walking runs compares keys about once per
+/// pair of runs. [`KeyMemo::reset`] before each left batch (left runs are per batch).
+#[derive(Debug, Default)]
+pub struct KeyMemo {
+    last: Option<((usize, u32, u32), Ordering)>,
+}
+
+impl KeyMemo {
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+
+    /// `cmp_keys` of right row `at` (in `right`, its batch) and left row `i`.
+    pub fn cmp(&mut self, right: &KeyedBatch, at: RowRef, left: &KeyedBatch, i: usize) -> Ordering {
+        let id = (at.0, right.run_of[at.1], left.run_of[i]);
+        if let Some((last, ordering)) = self.last
+            && last == id
+        {
+            return ordering;
+        }
+        let ordering = cmp_keys(right, at.1, left, i);
+        self.last = Some((id, ordering));
+        ordering
     }
 }
 

@@ -463,36 +463,17 @@ fn fill_spans(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns)
 }
 
 fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
-    const CALLS: &[(&str, &str)] = &[
-        ("get", "configmaps"),
-        ("list", "pods"),
-        ("watch", "endpoints"),
-        ("get", "leases"),
-        ("update", "leases"),
-    ];
+    // `audit_per_pod_hour` calls an hour: every minute, `rate / 60` calls for sure and one
+    // more with probability `(rate % 60) / 60` (one draw per pod and minute, as below 60).
+    let (whole, part) = (
+        cluster.spec.audit_per_pod_hour / 60,
+        cluster.spec.audit_per_pod_hour % 60,
+    );
     for pod in 0..cluster.pods.len() {
-        if rng.random_range(0..60) >= cluster.spec.audit_per_pod_hour {
-            continue;
+        let calls = whole + usize::from(rng.random_range(0..60) < part);
+        for _ in 0..calls {
+            audit_call(cluster, pod, minute, rng, c);
         }
-        let p = &cluster.pods[pod];
-        let (verb, resource_name) = CALLS[rng.random_range(0..CALLS.len())];
-        c.row(minute + rng.random_range(0..MINUTE));
-        resource(c, cluster, pod);
-        c.str("audit_id", Some(&hex(rng, 32)));
-        c.str("stage", Some("ResponseComplete"));
-        c.str("level", Some("Metadata"));
-        c.str("verb", Some(verb));
-        c.str("resource", Some(resource_name));
-        c.str("object_namespace", Some(&p.namespace));
-        c.str("user", Some(&p.service_account));
-        c.list(
-            "groups",
-            &["system:serviceaccounts", "system:authenticated"],
-        );
-        c.list("source_ips", &["10.0.0.1"]);
-        c.str("user_agent", Some("Go-http-client/2.0"));
-        c.i32("response_code", 200);
-        c.str("decision", Some("allow"));
     }
     // A human administrator, now and then, without a pod.
     if rng.random_range(0..10) == 0 {
@@ -510,6 +491,36 @@ fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns)
         c.i32("response_code", 200);
         c.str("decision", Some("allow"));
     }
+}
+
+/// One API call of a pod's service account within `minute`.
+fn audit_call(cluster: &Cluster, pod: usize, minute: i64, rng: &mut StdRng, c: &mut Columns) {
+    const CALLS: &[(&str, &str)] = &[
+        ("get", "configmaps"),
+        ("list", "pods"),
+        ("watch", "endpoints"),
+        ("get", "leases"),
+        ("update", "leases"),
+    ];
+    let p = &cluster.pods[pod];
+    let (verb, resource_name) = CALLS[rng.random_range(0..CALLS.len())];
+    c.row(minute + rng.random_range(0..MINUTE));
+    resource(c, cluster, pod);
+    c.str("audit_id", Some(&hex(rng, 32)));
+    c.str("stage", Some("ResponseComplete"));
+    c.str("level", Some("Metadata"));
+    c.str("verb", Some(verb));
+    c.str("resource", Some(resource_name));
+    c.str("object_namespace", Some(&p.namespace));
+    c.str("user", Some(&p.service_account));
+    c.list(
+        "groups",
+        &["system:serviceaccounts", "system:authenticated"],
+    );
+    c.list("source_ips", &["10.0.0.1"]);
+    c.str("user_agent", Some("Go-http-client/2.0"));
+    c.i32("response_code", 200);
+    c.str("decision", Some("allow"));
 }
 
 fn fill_events(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {

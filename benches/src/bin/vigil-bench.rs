@@ -91,6 +91,14 @@ enum Command {
         #[arg(long)]
         export: Option<PathBuf>,
     },
+    /// One SQL statement on an existing store, timed: planning and execution apart.
+    Query {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        sql: String,
+    },
     /// Bytes per sample of node-exporter-like series in vigil's segments.
     Compression {
         #[arg(long)]
@@ -125,6 +133,7 @@ fn main() -> Result<()> {
         } => build(&dir, pods, hours, page_rows, row_group_rows),
         Command::PodHour { dir, runs, explain } => rt.block_on(pod_hour(&dir, runs, explain)),
         Command::Aggregate { dir, runs } => rt.block_on(aggregate(&dir, runs)),
+        Command::Query { dir, runs, sql } => rt.block_on(query(&dir, runs, &sql)),
         Command::Compression {
             dir,
             nodes,
@@ -244,6 +253,32 @@ async fn run(db: &Db, sql: &str) -> Result<(usize, Duration, usize)> {
     let elapsed = start.elapsed();
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     Ok((rows, elapsed, bytes_scanned(&plan)))
+}
+
+async fn query(dir: &Path, runs: usize, sql: &str) -> Result<()> {
+    let db = open_existing(dir)?;
+    let (mut plan_ms, mut exec_ms) = (vec![], vec![]);
+    let (mut rows, mut last) = (0, vec![]);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let frame = db.frame(sql).await?;
+        let task = Arc::new(frame.task_ctx());
+        let plan = frame.create_physical_plan().await?;
+        let planned = start.elapsed();
+        let batches = collect(plan, task).await?;
+        exec_ms.push((start.elapsed() - planned).as_secs_f64() * 1e3);
+        plan_ms.push(planned.as_secs_f64() * 1e3);
+        rows = batches.iter().map(|b| b.num_rows()).sum();
+        last = batches;
+    }
+    eprintln!("{}", arrow::util::pretty::pretty_format_batches(&last)?);
+    println!(
+        r#"{{"bench":"query","runs":{runs},"rows":{rows},"plan_median_ms":{:.2},"execute_median_ms":{:.2},"execute_min_ms":{:.2}}}"#,
+        median(&mut plan_ms),
+        median(&mut exec_ms.clone()),
+        exec_ms.iter().copied().fold(f64::INFINITY, f64::min),
+    );
+    Ok(())
 }
 
 fn bytes_scanned(plan: &Arc<dyn ExecutionPlan>) -> usize {
@@ -426,10 +461,13 @@ fn reset_peak_rss() {
 
 async fn temporal(dir: &Path, runs: usize, only: &[String], export: Option<&Path>) -> Result<()> {
     let db = open_existing(dir)?;
-    let counts = db
-        .query("SELECT kind, count(*) AS n FROM signals GROUP BY kind ORDER BY kind")
-        .await?;
-    eprintln!("{}", arrow::util::pretty::pretty_format_batches(&counts)?);
+    if only.is_empty() {
+        // Not when profiling one query: this reads every row.
+        let counts = db
+            .query("SELECT kind, count(*) AS n FROM signals GROUP BY kind ORDER BY kind")
+            .await?;
+        eprintln!("{}", arrow::util::pretty::pretty_format_batches(&counts)?);
+    }
     for (name, sql) in TEMPORAL_QUERIES {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;

@@ -43,14 +43,17 @@ fn selection(rows: &vigil_storage::roaring::RoaringBitmap, start: u64, end: u64)
     let mut selectors = Vec::new();
     let mut cursor = lo; // next row not yet described
     let mut run: Option<(u32, u32)> = None; // [first, last] of the current selected run
-    for row in rows.range(lo..hi) {
+    // Run by run (the bitmap's own runs end at its 65,536-row containers: joined here).
+    let mut runs = rows.range(lo..hi);
+    while let Some(next) = runs.next_range() {
+        let (start, end) = next.into_inner();
         match run {
-            Some((first, last)) if row == last + 1 => run = Some((first, row)),
+            Some((first, last)) if start == last + 1 => run = Some((first, end)),
             Some((first, last)) => {
                 push_run(&mut selectors, &mut cursor, first, last);
-                run = Some((row, row));
+                run = Some((start, end));
             }
-            None => run = Some((row, row)),
+            None => run = Some((start, end)),
         }
     }
     if let Some((first, last)) = run {
@@ -97,5 +100,8 @@ mod tests {
         let all: vigil_storage::roaring::RoaringBitmap = (20u32..30).collect();
         assert_eq!(describe(selection(&all, 20, 30)), "scan");
         assert_eq!(describe(selection(&all, 25, 35)), "+5 -5");
+        // A run across the bitmap's 65,536-row containers is one selector.
+        let across: vigil_storage::roaring::RoaringBitmap = (65_530u32..65_540).collect();
+        assert_eq!(describe(selection(&across, 65_520, 65_550)), "-10 +10 -10");
     }
 }

@@ -11,6 +11,7 @@ mod pods;
 mod retention;
 mod rollups;
 mod scan;
+mod segment_reader;
 mod signals;
 mod visibility;
 

@@ -27,6 +27,7 @@ use vigil_storage::segment::sort::sort_batch;
 use vigil_storage::{PruneStats, ScanFilter, SegmentScan, SignalKind, Store, Version};
 
 use crate::table::access::access_plan;
+use crate::table::segment_reader::SegmentReaderFactory;
 
 /// The (pod ASC NULLS LAST, ts ASC) ordering over `schema`, which has both columns.
 pub fn pod_ts_ordering(schema: &SchemaRef) -> Result<LexOrdering> {
@@ -85,13 +86,13 @@ pub fn scan_kind(
             ..Default::default()
         };
         // Segment files never change, so their footers and page indexes are cached across
-        // queries in the session's metadata cache.
+        // queries in the session's metadata cache (page indexes too: `segment_reader`).
         let runtime = state.runtime_env();
         let store = runtime.object_store(ObjectStoreUrl::local_filesystem())?;
-        let reader = CachedParquetFileReaderFactory::new(
+        let reader = SegmentReaderFactory::new(CachedParquetFileReaderFactory::new(
             store,
             runtime.cache_manager.get_file_metadata_cache(),
-        );
+        ));
         let mut source = ParquetSource::new(Arc::clone(&schema))
             .with_table_parquet_options(table_options)
             .with_parquet_file_reader_factory(Arc::new(reader));

@@ -27,7 +27,7 @@ use datafusion::physical_plan::{
 
 use crate::asof::node::AsofOp;
 use crate::merge::{
-    BatchJoiner, KeyedBatch, LeftKeys, MergeInputs, Pending, RightCursor, RowRef, cmp_keys,
+    BatchJoiner, KeyMemo, KeyedBatch, LeftKeys, MergeInputs, Pending, RightCursor, RowRef,
     concat_parts, joined_stream,
 };
 
@@ -168,6 +168,7 @@ impl ExecutionPlan for AsofJoinExec {
             schema: Arc::clone(&self.schema),
             back: None,
             pending: Pending::default(),
+            memo: KeyMemo::default(),
         };
         let metrics = BaselineMetrics::new(&self.metrics, partition);
         Ok(joined_stream(
@@ -224,11 +225,13 @@ struct Merger {
     /// The latest right row at or before the current left row, of the current key.
     back: Option<RowRef>,
     pending: Pending,
+    memo: KeyMemo,
 }
 
 impl BatchJoiner for Merger {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         let left = self.left_keys.keyed(batch)?;
+        self.memo.reset();
         let mut parts = vec![];
         for i in 0..left.num_rows() {
             let found = if left.usable(i) {
@@ -256,7 +259,7 @@ impl Merger {
         use std::cmp::Ordering::*;
         let t = left.time.value(i);
         if let Some(b) = self.back
-            && cmp_keys(self.right.get(b), b.1, left, i) != Equal
+            && self.memo.cmp(self.right.get(b), b, left, i) != Equal
         {
             self.back = None;
         }
@@ -282,7 +285,7 @@ impl Merger {
                 self.right.advance();
                 continue;
             }
-            match cmp_keys(r, pos.1, left, i) {
+            match self.memo.cmp(r, pos, left, i) {
                 Less => self.right.advance(),
                 Greater => break,
                 Equal => {
@@ -305,7 +308,7 @@ impl Merger {
         }
         let ahead = self.right.current().filter(|&pos| {
             let r = self.right.get(pos);
-            r.usable(pos.1) && cmp_keys(r, pos.1, left, i) == Equal
+            r.usable(pos.1) && self.memo.cmp(r, pos, left, i) == Equal
         });
         let distance = |at: RowRef| (self.right.get(at).time.value(at.1) - t).abs();
         let chosen = if self.nearest {

@@ -27,7 +27,7 @@ use datafusion::physical_plan::{
 };
 
 use crate::merge::{
-    BatchJoiner, LeftKeys, MergeInputs, Pending, RightCursor, RowRef, cmp_keys, concat_parts,
+    BatchJoiner, KeyMemo, LeftKeys, MergeInputs, Pending, RightCursor, RowRef, concat_parts,
     joined_stream,
 };
 
@@ -180,6 +180,7 @@ impl ExecutionPlan for BandJoinExec {
             window: VecDeque::new(),
             pending: Pending::default(),
             batch_size,
+            memo: KeyMemo::default(),
         };
         let metrics = BaselineMetrics::new(&self.metrics, partition);
         Ok(joined_stream(
@@ -233,12 +234,14 @@ struct BandMerger {
     window: VecDeque<RowRef>,
     pending: Pending,
     batch_size: usize,
+    memo: KeyMemo,
 }
 
 impl BatchJoiner for BandMerger {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         use std::cmp::Ordering::*;
         let left = self.left_keys.keyed(batch)?;
+        self.memo.reset();
         let mut parts = vec![];
         for i in 0..left.num_rows() {
             if !left.usable(i) {
@@ -246,7 +249,7 @@ impl BatchJoiner for BandMerger {
             }
             let t = left.time.value(i);
             if let Some(&front) = self.window.front()
-                && cmp_keys(self.right.get(front), front.1, &left, i) != Equal
+                && self.memo.cmp(self.right.get(front), front, &left, i) != Equal
             {
                 self.window.clear();
             }
@@ -274,7 +277,7 @@ impl BatchJoiner for BandMerger {
                     self.right.advance();
                     continue;
                 }
-                match cmp_keys(r, pos.1, &left, i) {
+                match self.memo.cmp(r, pos, &left, i) {
                     Less => self.right.advance(),
                     Greater => break,
                     Equal => {
