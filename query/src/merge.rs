@@ -16,7 +16,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use std::future::Future;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, internal_err};
+use datafusion::common::{Result, internal_datafusion_err, internal_err};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
@@ -603,8 +603,9 @@ impl RightCursor {
         }
     }
 
-    /// Output columns for `picks` of right rows (`None` gives NULLs).
-    pub fn gather(&self, picks: &[Option<RowRef>]) -> Result<Vec<ArrayRef>> {
+    /// Right columns `columns` (indices into the right schema) for `picks` of right rows
+    /// (`None` gives NULLs).
+    pub fn gather(&self, picks: &[Option<RowRef>], columns: &[usize]) -> Result<Vec<ArrayRef>> {
         let schema = self.schema();
         let null_source = self.batches.len();
         let indices: Vec<(usize, usize)> = picks
@@ -614,9 +615,9 @@ impl RightCursor {
                 None => (null_source, 0),
             })
             .collect();
-        let mut out = Vec::with_capacity(schema.fields().len());
-        for (c, field) in schema.fields().iter().enumerate() {
-            let nulls = new_null_array(field.data_type(), 1);
+        let mut out = Vec::with_capacity(columns.len());
+        for &c in columns {
+            let nulls = new_null_array(schema.field(c).data_type(), 1);
             let mut sources: Vec<&dyn Array> = self
                 .batches
                 .iter()
@@ -657,14 +658,46 @@ impl Pending {
         left: &RecordBatch,
         right: &RightCursor,
     ) -> Result<RecordBatch> {
+        self.build_projected(schema, left, right, None)
+    }
+
+    /// The columns `projection` picks (indices into left columns then right columns; all
+    /// of them for `None`), in `schema`; empties `self`. Columns not picked are not built.
+    pub fn build_projected(
+        &mut self,
+        schema: &SchemaRef,
+        left: &RecordBatch,
+        right: &RightCursor,
+        projection: Option<&[usize]>,
+    ) -> Result<RecordBatch> {
         let indices = UInt32Array::from(std::mem::take(&mut self.left));
         let picks = std::mem::take(&mut self.right);
-        let mut columns: Vec<ArrayRef> = left
-            .columns()
+        let left_len = left.num_columns();
+        let all: Vec<usize>;
+        let wanted = match projection {
+            Some(p) => p,
+            None => {
+                all = (0..left_len + right.schema().fields().len()).collect();
+                &all
+            }
+        };
+        let right_columns: Vec<usize> = wanted
             .iter()
-            .map(|c| take(c.as_ref(), &indices, None))
-            .collect::<std::result::Result<_, _>>()?;
-        columns.extend(right.gather(&picks)?);
+            .filter_map(|&c| c.checked_sub(left_len))
+            .collect();
+        let mut right_arrays = right.gather(&picks, &right_columns)?.into_iter();
+        let columns = wanted
+            .iter()
+            .map(|&c| {
+                if c < left_len {
+                    Ok(take(left.column(c).as_ref(), &indices, None)?)
+                } else {
+                    right_arrays
+                        .next()
+                        .ok_or_else(|| internal_datafusion_err!("right column {c} not gathered"))
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
         Ok(RecordBatch::try_new_with_options(
             Arc::clone(schema),
             columns,

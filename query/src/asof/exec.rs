@@ -16,11 +16,15 @@ use datafusion::common::{Result, internal_err, plan_err};
 use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::JoinType;
+use datafusion::physical_expr::projection::ProjectionMapping;
 use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
 };
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::projection::{
+    EmbeddedProjection, ProjectionExec, try_embed_projection,
+};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
 };
@@ -43,7 +47,11 @@ pub struct AsofJoinExec {
     /// On the scale of [`crate::time::time_values`].
     tolerance: Option<i64>,
     join_type: JoinType,
+    /// The join's full output: left columns then right columns.
     schema: SchemaRef,
+    /// The columns of `schema` this node outputs (`None`: all), embedded from a projection
+    /// above so columns nobody reads are not built.
+    projection: Option<Vec<usize>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -73,9 +81,55 @@ impl AsofJoinExec {
             tolerance,
             join_type,
             schema,
+            projection: None,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The same join over other inputs, keeping its projection.
+    fn with_inputs(&self, inputs: MergeInputs) -> Result<Self> {
+        let join = AsofJoinExec::try_new(
+            inputs,
+            self.op,
+            self.nearest,
+            self.tolerance,
+            self.join_type,
+            Arc::clone(&self.schema),
+        )?;
+        join.projected(self.projection.clone())
+    }
+
+    /// This join outputting only `projection` of its full output.
+    fn projected(mut self, projection: Option<Vec<usize>>) -> Result<Self> {
+        let full = self.inputs.properties(&self.schema);
+        let properties = match &projection {
+            None => full,
+            Some(columns) => {
+                let mapping = ProjectionMapping::from_indices(columns, &self.schema)?;
+                let output = Arc::new(self.schema.project(columns)?);
+                PlanProperties::new(
+                    full.equivalence_properties().project(&mapping, output),
+                    full.output_partitioning().clone(),
+                    full.emission_type,
+                    full.boundedness,
+                )
+            }
+        };
+        self.projection = projection;
+        self.properties = Arc::new(properties);
+        Ok(self)
+    }
+}
+
+impl EmbeddedProjection for AsofJoinExec {
+    fn with_projection(&self, projection: Option<Vec<usize>>) -> Result<Self> {
+        // Indices into this node's output: map them to the full output.
+        let projection = match (projection, &self.projection) {
+            (Some(p), Some(own)) => Some(p.iter().map(|&i| own[i]).collect()),
+            (p, _) => p,
+        };
+        self.with_inputs(self.inputs.clone())?.projected(projection)
     }
 }
 
@@ -97,6 +151,13 @@ impl DisplayAs for AsofJoinExec {
         }
         if let Some(t) = self.tolerance {
             write!(f, ", tolerance={t}")?;
+        }
+        if let Some(columns) = &self.projection {
+            let names: Vec<String> = columns
+                .iter()
+                .map(|&c| format!("{}@{c}", self.schema.field(c).name()))
+                .collect();
+            write!(f, ", projection=[{}]", names.join(", "))?;
         }
         Ok(())
     }
@@ -142,14 +203,9 @@ impl ExecutionPlan for AsofJoinExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(AsofJoinExec::try_new(
-            self.inputs.with_children(children)?,
-            self.op,
-            self.nearest,
-            self.tolerance,
-            self.join_type,
-            Arc::clone(&self.schema),
-        )?))
+        Ok(Arc::new(
+            self.with_inputs(self.inputs.with_children(children)?)?,
+        ))
     }
 
     fn execute(
@@ -165,18 +221,14 @@ impl ExecutionPlan for AsofJoinExec {
             nearest: self.nearest,
             tolerance: self.tolerance,
             keep_unmatched: self.join_type == JoinType::Left,
-            schema: Arc::clone(&self.schema),
+            schema: self.schema(),
+            projection: self.projection.clone(),
             back: None,
             pending: Pending::default(),
             memo: KeyMemo::default(),
         };
         let metrics = BaselineMetrics::new(&self.metrics, partition);
-        Ok(joined_stream(
-            Arc::clone(&self.schema),
-            left,
-            merger,
-            metrics,
-        ))
+        Ok(joined_stream(self.schema(), left, merger, metrics))
     }
 
     fn gather_filters_for_pushdown(
@@ -197,16 +249,17 @@ impl ExecutionPlan for AsofJoinExec {
         let inputs = self.inputs.with_pushed_filter(&child_pushdown_result);
         let mut result = FilterPushdownPropagation::all_unsupported(child_pushdown_result);
         if let Some(inputs) = inputs {
-            result = result.with_updated_node(Arc::new(AsofJoinExec::try_new(
-                inputs,
-                self.op,
-                self.nearest,
-                self.tolerance,
-                self.join_type,
-                Arc::clone(&self.schema),
-            )?) as Arc<dyn ExecutionPlan>);
+            result = result
+                .with_updated_node(Arc::new(self.with_inputs(inputs)?) as Arc<dyn ExecutionPlan>);
         }
         Ok(result)
+    }
+
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        try_embed_projection(projection, self)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -221,7 +274,9 @@ struct Merger {
     nearest: bool,
     tolerance: Option<i64>,
     keep_unmatched: bool,
+    /// The output schema (projected).
     schema: SchemaRef,
+    projection: Option<Vec<usize>>,
     /// The latest right row at or before the current left row, of the current key.
     back: Option<RowRef>,
     pending: Pending,
@@ -267,12 +322,18 @@ impl Merger {
         let strict = self.op.strict();
         loop {
             let back = self.back;
-            let (pending, schema) = (&mut self.pending, &self.schema);
+            let (pending, schema, projection) =
+                (&mut self.pending, &self.schema, self.projection.as_deref());
             let next = self
                 .right
                 .peek(|right| {
                     if right.retained() >= MAX_RETAINED_BATCHES {
-                        parts.push(pending.build(schema, &left.batch, right)?);
+                        parts.push(pending.build_projected(
+                            schema,
+                            &left.batch,
+                            right,
+                            projection,
+                        )?);
                         let pos = right.pos.0;
                         right.release_before(back.map_or(pos, |b| b.0.min(pos)));
                     }
@@ -326,7 +387,12 @@ impl Merger {
 
     /// Builds the output for the pending rows, then releases right batches nobody needs.
     fn flush(&mut self, left: &RecordBatch) -> Result<RecordBatch> {
-        let out = self.pending.build(&self.schema, left, &self.right)?;
+        let out = self.pending.build_projected(
+            &self.schema,
+            left,
+            &self.right,
+            self.projection.as_deref(),
+        )?;
         let pos = self.right.pos.0;
         let keep_from = self.back.map_or(pos, |b| b.0.min(pos));
         self.right.release_before(keep_from);

@@ -112,6 +112,27 @@ async fn asof_matches_nested_loops_on_random_tables() {
                 let got = rows(&ctx, &sql).await;
                 let want = reference(&left, &right, op, nearest, tolerance, left_join);
                 assert_eq!(got, want, "case {case}: {sql}");
+                // Projections the join embeds: none of its columns, and right columns only.
+                let count = format!(
+                    "SELECT count(*) FROM l {join} r ON l.k = r.k AND l.g = r.g AND l.t {} r.t{options}",
+                    op.sql()
+                );
+                let counted = rows(&ctx, &count).await;
+                assert_eq!(
+                    counted,
+                    vec![vec![Some(want.len() as i64)]],
+                    "case {case}: {count}"
+                );
+                let right_only = format!(
+                    "SELECT r.t FROM l {join} r ON l.k = r.k AND l.g = r.g AND l.t {} r.t{options}",
+                    op.sql()
+                );
+                let mut got = rows(&ctx, &right_only).await;
+                got.sort();
+                let mut times: Vec<Vec<Option<i64>>> =
+                    want.iter().map(|row| vec![row[1]]).collect();
+                times.sort();
+                assert_eq!(got, times, "case {case}: {right_only}");
             }
         }
         // Snowflake's spelling keeps every left row.
