@@ -367,20 +367,23 @@ impl Merger {
                 }
             }
         }
-        let ahead = self.right.current().filter(|&pos| {
-            let r = self.right.get(pos);
-            r.usable(pos.1) && self.memo.cmp(r, pos, left, i) == Equal
-        });
         let distance = |at: RowRef| (self.right.get(at).time.value(at.1) - t).abs();
-        let chosen = if self.nearest {
-            match (self.back, ahead) {
-                (Some(b), Some(a)) => Some(if distance(a) < distance(b) { a } else { b }),
-                (b, a) => b.or(a),
-            }
-        } else if self.op.looks_back() {
+        let chosen = if self.op.looks_back() && !self.nearest {
             self.back
         } else {
-            ahead
+            // The next right row of the key, at or after the left row's time.
+            let ahead = self.right.current().filter(|&pos| {
+                let r = self.right.get(pos);
+                r.usable(pos.1) && self.memo.cmp(r, pos, left, i) == Equal
+            });
+            if self.nearest {
+                match (self.back, ahead) {
+                    (Some(b), Some(a)) => Some(if distance(a) < distance(b) { a } else { b }),
+                    (b, a) => b.or(a),
+                }
+            } else {
+                ahead
+            }
         };
         Ok(chosen.filter(|&at| self.tolerance.is_none_or(|tol| distance(at) <= tol)))
     }
