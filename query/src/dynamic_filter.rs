@@ -5,7 +5,7 @@
 //! The filter is DataFusion's [`DynamicFilterPhysicalExpr`]: created while planning, pushed
 //! to the scan by the filter-pushdown optimizer, published once the keys are known and
 //! marked complete in every case, so a scan never waits on it. The joins here execute the
-//! filtered side only after publishing (see [`lazy_execute`]).
+//! filtered side only after publishing (see [`crate::run_merge::merge_partitions`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,15 +15,11 @@ use arrow::compute::{concat, take};
 use arrow::datatypes::Schema;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::Result;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
     BinaryExpr, DynamicFilterPhysicalExpr, InListExpr, lit,
 };
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::{StreamExt, TryStreamExt};
 
 /// More distinct values than this in one key and the filter is not narrowed: a list that
 /// long prunes little and costs the scan to test.
@@ -113,18 +109,4 @@ pub fn distinct_values(pieces: &[ArrayRef]) -> Result<Option<ArrayRef>> {
         }
     }
     Ok(Some(take(&all, &UInt32Array::from(keep), None)?))
-}
-
-/// A stream that executes `plan`'s partition only when first polled: the side a dynamic
-/// filter narrows starts reading after the filter is published.
-pub fn lazy_execute(
-    plan: Arc<dyn ExecutionPlan>,
-    partition: usize,
-    context: Arc<TaskContext>,
-) -> SendableRecordBatchStream {
-    let schema = plan.schema();
-    let stream = futures::stream::once(async move { plan.execute(partition, context) })
-        .try_flatten()
-        .boxed();
-    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

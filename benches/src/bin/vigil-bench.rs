@@ -258,7 +258,7 @@ async fn run(db: &Db, sql: &str) -> Result<(usize, Duration, usize)> {
 async fn query(dir: &Path, runs: usize, sql: &str) -> Result<()> {
     let db = open_existing(dir)?;
     let (mut plan_ms, mut exec_ms) = (vec![], vec![]);
-    let (mut rows, mut last) = (0, vec![]);
+    let mut last = vec![];
     for _ in 0..runs {
         let start = Instant::now();
         let frame = db.frame(sql).await?;
@@ -268,9 +268,9 @@ async fn query(dir: &Path, runs: usize, sql: &str) -> Result<()> {
         let batches = collect(plan, task).await?;
         exec_ms.push((start.elapsed() - planned).as_secs_f64() * 1e3);
         plan_ms.push(planned.as_secs_f64() * 1e3);
-        rows = batches.iter().map(|b| b.num_rows()).sum();
         last = batches;
     }
+    let rows: usize = last.iter().map(|b| b.num_rows()).sum();
     eprintln!("{}", arrow::util::pretty::pretty_format_batches(&last)?);
     println!(
         r#"{{"bench":"query","runs":{runs},"rows":{rows},"plan_median_ms":{:.2},"execute_median_ms":{:.2},"execute_min_ms":{:.2}}}"#,
