@@ -28,6 +28,7 @@ use crate::functions::gapfill::{GapFillExtensionPlanner, GapFillRule};
 use crate::key_filter::KeyFilterExtensionPlanner;
 use crate::match_recognize::MatchRecognizeExtensionPlanner;
 use crate::match_recognize::plan::{MatchRecognizeAst, plan_match_recognize};
+use crate::partial_sort::PartialSortRule;
 use datafusion::optimizer::Analyzer;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
@@ -50,6 +51,13 @@ pub fn install(builder: SessionStateBuilder) -> SessionStateBuilder {
         .position(|r| r.name() == "join_selection")
         .map_or(0, |i| i + 1);
     rules.insert(at, Arc::new(BandJoinRule));
+    // Sorts of inputs sorted by a prefix of the key (series-major metric scans under
+    // operators that want (pod, ts)) become partial sorts, once the sorts are all placed.
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "EnsureRequirements")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(PartialSortRule));
     builder
         .scalar_functions()
         .get_or_insert_with(Vec::new)

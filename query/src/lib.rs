@@ -16,6 +16,7 @@ pub mod functions;
 pub mod key_filter;
 pub mod match_recognize;
 pub mod merge;
+pub mod partial_sort;
 pub mod pushdown;
 pub mod run_merge;
 pub mod session;

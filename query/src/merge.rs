@@ -451,6 +451,12 @@ impl KeyedBatch {
     pub fn num_rows(&self) -> usize {
         self.batch.num_rows()
     }
+
+    /// The end (exclusive) of the run of equal keys that holds `row`.
+    pub fn run_end(&self, row: usize) -> usize {
+        let run = self.run_of[row];
+        row + self.run_of[row..].partition_point(|&r| r == run)
+    }
 }
 
 /// Compares the keys of two rows (from the same converter).
@@ -581,6 +587,23 @@ impl RightCursor {
     /// Moves past the row under the cursor.
     pub fn advance(&mut self) {
         self.pos.1 += 1;
+    }
+
+    /// Moves the cursor to row `row` of its batch (at or after the current row).
+    pub fn advance_to(&mut self, row: usize) {
+        debug_assert!(row >= self.pos.1);
+        self.pos.1 = row;
+    }
+
+    /// The row under the cursor if it is loaded, moving past exhausted batches; `None` when
+    /// [`RightCursor::peek`] would have to load (or the input is done).
+    pub fn settle(&mut self) -> Option<RowRef> {
+        while self.pos.0 < self.first + self.batches.len()
+            && self.pos.1 >= self.get(self.pos).num_rows()
+        {
+            self.pos = (self.pos.0 + 1, 0);
+        }
+        (self.pos.0 < self.first + self.batches.len()).then_some(self.pos)
     }
 
     /// The row under the cursor if it is loaded, without loading anything.

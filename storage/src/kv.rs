@@ -27,10 +27,12 @@ use crate::schema::kind_schema;
 use crate::segment::SegmentMeta;
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Older versions this build opens and upgrades in place: version 3 adds segments of kind
-/// code 6 (rollups), which version-2 builds would take for corruption.
-const UPGRADES_FROM: &[u32] = &[2];
+/// code 6 (rollups), which version-2 builds would take for corruption; version 4 writes
+/// series-major metric segments with version-2 segment metadata (the row order), which
+/// older builds cannot decode. `Store::open` rewrites older metric segments.
+const UPGRADES_FROM: &[u32] = &[2, 3];
 
 pub(crate) const CF_HOT: &str = "hot";
 pub(crate) const CF_PODS: &str = "pods";
@@ -458,16 +460,18 @@ mod tests {
     }
 
     #[test]
-    fn version_2_stores_are_upgraded_and_unknown_versions_refused_by_name() {
+    fn older_stores_are_upgraded_and_unknown_versions_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kv");
         assert_eq!(version(&path), FORMAT_VERSION);
-        set_version(&path, 2);
-        assert_eq!(version(&path), 3, "opening upgrades version 2");
+        for older in UPGRADES_FROM {
+            set_version(&path, *older);
+            assert_eq!(version(&path), FORMAT_VERSION, "opening upgrades {older}");
+        }
         set_version(&path, 99);
         let e = Kv::open(&path, 1 << 20).unwrap_err().to_string();
         assert!(
-            e.contains("version 99") && e.contains("reads version 3"),
+            e.contains("version 99") && e.contains(&format!("reads version {FORMAT_VERSION}")),
             "{e}"
         );
     }

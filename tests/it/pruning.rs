@@ -112,22 +112,40 @@ fn pruning_skips_segments_and_row_groups_without_changing_answers() {
     );
 }
 
-#[test]
-fn scans_declare_pod_ts_order_so_no_sort_is_planned() {
+/// A store with hour 0 in a segment and hour 1 in hot rows.
+fn segment_hour_and_hot_hour() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path());
     db.write(SignalKind::Metric, &hour(0)).expect("write");
     db.flush().expect("flush");
     db.write(SignalKind::Metric, &hour(1))
         .expect("write hot rows");
+    (dir, db)
+}
+
+#[test]
+fn scans_declare_their_order_so_no_full_sort_is_planned() {
+    let (_dir, db) = segment_hour_and_hot_hour();
+    // Metrics are stored (pod, name, ts): one metric name is (pod, ts) order already.
     let plan = query(
         &db,
-        "EXPLAIN SELECT pod, ts, value FROM metrics ORDER BY pod, ts",
+        "EXPLAIN SELECT pod, ts, value FROM metrics \
+         WHERE name = 'container_cpu_usage_cores' ORDER BY pod, ts",
     );
     assert!(plan.contains("SortPreservingMergeExec"), "{plan}");
     assert!(
         !plan.contains("SortExec:"),
         "a sort was planned although the scan is ordered:\n{plan}"
+    );
+    // Every name: each pod's rows are sorted on their own, never the whole table.
+    let plan = query(
+        &db,
+        "EXPLAIN SELECT pod, ts, value FROM metrics ORDER BY pod, ts",
+    );
+    assert!(plan.contains("PartialSortExec"), "{plan}");
+    assert!(
+        !plan.contains(" SortExec:"),
+        "a full sort was planned although the scan is sorted by pod:\n{plan}"
     );
     // And the merged output really is in order.
     let rt = runtime();
@@ -266,4 +284,47 @@ fn join_keys_narrow_the_other_side_to_their_pods_without_changing_answers() {
         assert_eq!(after, 0, "{sql}: no narrowing without dynamic filters");
         assert_eq!(&rows, expected, "{sql}: the same answer read in full");
     }
+}
+
+#[test]
+fn metric_name_filters_are_answered_by_the_index_exactly() {
+    let (_dir, db) = segment_hour_and_hot_hour();
+    // Series-major segments index names by row: DataFusion neither re-filters nor reads `name`.
+    let sql = "SELECT count(*), sum(value) FROM metrics WHERE name = 'container_cpu_usage_cores'";
+    let plan = query(&db, &format!("EXPLAIN {sql}"));
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    let per_hour = 360 * PODS;
+    // cpu values are p * 1000 + step, the same every hour.
+    let sum_per_hour: usize = (0..PODS)
+        .map(|p| (0..360).map(|s| p * 1000 + s).sum::<usize>())
+        .sum();
+    let answer = query(&db, sql);
+    assert!(answer.contains(&(2 * per_hour).to_string()), "{answer}");
+    assert!(answer.contains(&(2 * sum_per_hour).to_string()), "{answer}");
+    let both = query(
+        &db,
+        "SELECT count(*) FROM metrics WHERE name IN ('container_cpu_usage_cores', 'container_memory_bytes') AND pod = 'pod-03'",
+    );
+    assert!(both.contains(&(2 * 2 * 360).to_string()), "{both}");
+
+    // A segment whose names are too many to index: the scan applies the filter itself.
+    let n = 5000;
+    let many = vigil_tests::metric_batch(
+        (0..n).map(|i| T0 + 2 * HOUR + i as i64).collect(),
+        vec!["ns-0".to_string(); n],
+        vec!["pod-00".to_string(); n],
+        (0..n).map(|i| format!("m{i}")).collect(),
+        (0..n).map(|i| i as f64).collect(),
+    );
+    db.write(SignalKind::Metric, &many).expect("write");
+    db.flush().expect("flush");
+    let plan = query(&db, "EXPLAIN SELECT value FROM metrics WHERE name = 'm42'");
+    assert!(plan.contains("FilterExec"), "{plan}");
+    let one = query(
+        &db,
+        "SELECT count(*), sum(value) FROM metrics WHERE name = 'm42'",
+    );
+    assert!(one.contains("| 1 ") && one.contains("| 42.0"), "{one}");
+    let answer = query(&db, sql);
+    assert!(answer.contains(&(2 * per_hour).to_string()), "{answer}");
 }

@@ -15,8 +15,8 @@ use vigil_storage::schema::kind_schema;
 use vigil_storage::{SignalKind, Store, Version};
 
 use crate::table::insert::StoreSink;
-use crate::table::scan::{scan_kind, string_columns};
-use crate::table::{ScanSummary, VigilScanExec, Visibility, inexact, scan_filter};
+use crate::table::scan::{is_exact_filter, scan_kind, string_columns};
+use crate::table::{ScanSummary, VigilScanExec, Visibility, scan_filter};
 
 /// The table of one signal kind (`metrics`, `logs`, `spans`, `audit`, `events`).
 #[derive(Debug)]
@@ -66,7 +66,13 @@ impl TableProvider for KindTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(inexact(filters))
+        Ok(filters
+            .iter()
+            .map(|f| match is_exact_filter(self.kind, f) {
+                true => TableProviderFilterPushDown::Exact,
+                false => TableProviderFilterPushDown::Inexact,
+            })
+            .collect())
     }
 
     async fn scan(

@@ -24,7 +24,7 @@ pub use kind::KindTable;
 pub use pods::{PODS_SCHEMA, PodsTable};
 pub use retention::{HOLDS_SCHEMA, HoldsTable, RULES_SCHEMA, rules_table};
 pub use rollups::{ROLLUP_VIEW_SCHEMA, RollupView, rollup_view_name};
-pub use scan::pod_ts_ordering;
+pub use scan::row_ordering;
 pub use signals::SignalsTable;
 pub use visibility::Visibility;
 

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err, plan_err};
@@ -320,26 +320,38 @@ impl Merger {
         }
         let looks_back = self.op.looks_back() || self.nearest;
         let strict = self.op.strict();
+        // Whether a right row of the same key at time `rt` comes before the left row.
+        let consumes = |rt: i64| match (looks_back, strict) {
+            (true, true) => rt < t,
+            (true, false) => rt <= t,
+            (false, true) => rt <= t,
+            (false, false) => rt < t,
+        };
         loop {
-            let back = self.back;
-            let (pending, schema, projection) =
-                (&mut self.pending, &self.schema, self.projection.as_deref());
-            let next = self
-                .right
-                .peek(|right| {
-                    if right.retained() >= MAX_RETAINED_BATCHES {
-                        parts.push(pending.build_projected(
-                            schema,
-                            &left.batch,
-                            right,
-                            projection,
-                        )?);
-                        let pos = right.pos.0;
-                        right.release_before(back.map_or(pos, |b| b.0.min(pos)));
-                    }
-                    Ok(())
-                })
-                .await?;
+            // Loaded rows are read without awaiting; only a load goes through `peek`.
+            let next = match self.right.settle() {
+                Some(pos) => Some(pos),
+                None => {
+                    let back = self.back;
+                    let (pending, schema, projection) =
+                        (&mut self.pending, &self.schema, self.projection.as_deref());
+                    self.right
+                        .peek(|right| {
+                            if right.retained() >= MAX_RETAINED_BATCHES {
+                                parts.push(pending.build_projected(
+                                    schema,
+                                    &left.batch,
+                                    right,
+                                    projection,
+                                )?);
+                                let pos = right.pos.0;
+                                right.release_before(back.map_or(pos, |b| b.0.min(pos)));
+                            }
+                            Ok(())
+                        })
+                        .await?
+                }
+            };
             let Some(pos) = next else { break };
             let r = self.right.get(pos);
             if !r.usable(pos.1) {
@@ -350,20 +362,20 @@ impl Merger {
                 Less => self.right.advance(),
                 Greater => break,
                 Equal => {
-                    let rt = r.time.value(pos.1);
-                    let consume = match (looks_back, strict) {
-                        (true, true) => rt < t,
-                        (true, false) => rt <= t,
-                        (false, true) => rt <= t,
-                        (false, false) => rt < t,
-                    };
-                    if !consume {
+                    if !consumes(r.time.value(pos.1)) {
                         break;
                     }
-                    if looks_back {
-                        self.back = Some(pos);
+                    // The rest of the run (same keys, times ascending, NULL times last)
+                    // that the left row also passes goes at once.
+                    let end = r.run_end(pos.1);
+                    let mut k = pos.1 + 1;
+                    while k < end && r.time.is_valid(k) && consumes(r.time.value(k)) {
+                        k += 1;
                     }
-                    self.right.advance();
+                    if looks_back {
+                        self.back = Some((pos.0, k - 1));
+                    }
+                    self.right.advance_to(k);
                 }
             }
         }

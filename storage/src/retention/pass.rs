@@ -628,11 +628,8 @@ fn rewrite(
     let meta = segment.meta();
     let mut ids = Vec::new();
     let result = (|| -> Result<(RetentionReport, Vec<crate::segment::SegmentMeta>)> {
-        let path = segment.path();
-        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-            .with_batch_size(BATCH_ROWS)
-            .build()?;
+        // The rows stay in their order, so the kept ones are written in the current order.
+        let reader = segment.read_in_order(BATCH_ROWS)?;
         // Rollups are ~60x fewer rows than their source: a day of them shares a window, so
         // compaction merges the small rollup segments of one day.
         let window = shared.options.window_ns().saturating_mul(ROLLUP_WINDOWS);

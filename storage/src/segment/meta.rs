@@ -3,9 +3,11 @@
 use crate::codec::{DecodeResult, Decoder, Encoder};
 use crate::kind::SignalKind;
 use crate::segment::index::SegmentIndex;
+use crate::segment::sort::RowOrder;
 
-/// Version byte at the start of every encoded [`SegmentMeta`].
-pub const SEGMENT_META_VERSION: u8 = 1;
+/// Version byte at the start of every encoded [`SegmentMeta`]. Version 2 added the row
+/// order; version 1 entries (all in (pod, ts) order) still decode.
+pub const SEGMENT_META_VERSION: u8 = 2;
 
 /// The manifest entry of one immutable segment file.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +15,9 @@ pub struct SegmentMeta {
     /// Unique, never reused; also the file name.
     pub id: u64,
     pub kind: SignalKind,
+    /// The order of the file's rows: [`RowOrder::of`] the kind, except in segments written
+    /// before metrics became series-major (`Store::open` rewrites those).
+    pub order: RowOrder,
     /// Start of the time window (a multiple of the store's segment window) all rows fall in.
     pub window_start: i64,
     /// Smallest and largest `ts` in the segment, nanoseconds.
@@ -42,6 +47,7 @@ impl SegmentMeta {
         let mut e = Encoder::new();
         e.u8(SEGMENT_META_VERSION)
             .u8(self.kind.code())
+            .u8(self.order.code())
             .i64(self.window_start)
             .i64(self.min_ts)
             .i64(self.max_ts)
@@ -61,14 +67,21 @@ impl SegmentMeta {
     pub fn decode(id: u64, buf: &[u8]) -> DecodeResult<SegmentMeta> {
         let mut d = Decoder::new(buf);
         let version = d.u8("segment meta version")?;
-        if version != SEGMENT_META_VERSION {
+        if !(1..=SEGMENT_META_VERSION).contains(&version) {
             return Err(format!(
-                "segment meta version {version}, expected {SEGMENT_META_VERSION}"
+                "segment meta version {version}, expected 1 to {SEGMENT_META_VERSION}"
             ));
         }
         let code = d.u8("segment kind")?;
         let kind =
             SignalKind::from_code(code).ok_or_else(|| format!("unknown kind code {code}"))?;
+        let order = match version {
+            1 => RowOrder::PodTs,
+            _ => {
+                let code = d.u8("row order")?;
+                RowOrder::from_code(code).ok_or_else(|| format!("unknown row order code {code}"))?
+            }
+        };
         let window_start = d.i64("window start")?;
         let min_ts = d.i64("min ts")?;
         let max_ts = d.i64("max ts")?;
@@ -82,7 +95,7 @@ impl SegmentMeta {
         for _ in 0..groups {
             row_groups.push(d.u64("row group rows")?);
         }
-        let index = SegmentIndex::decode(&mut d)?;
+        let index = SegmentIndex::decode(&mut d, order.value_block_rows())?;
         d.finish("segment meta")?;
         if row_groups.iter().sum::<u64>() != rows {
             return Err(format!(
@@ -93,6 +106,7 @@ impl SegmentMeta {
         Ok(SegmentMeta {
             id,
             kind,
+            order,
             window_start,
             min_ts,
             max_ts,

@@ -5,8 +5,15 @@ pub mod meta;
 pub mod sort;
 pub mod writer;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Result, StorageError};
+use sort::{ResortWithinPod, RowOrder};
 
 pub use index::{ColumnIndex, SegmentIndex};
 pub use meta::SegmentMeta;
@@ -39,6 +46,26 @@ impl Segment {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The segment's rows in batches of at most `batch_rows`, in the order segments of its
+    /// kind are written now ([`RowOrder::of`]): a segment written in an older order is
+    /// re-sorted one pod at a time.
+    pub fn read_in_order(
+        &self,
+        batch_rows: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+        let file = File::open(&self.path).map_err(|e| StorageError::io(&self.path, e))?;
+        let rows = ParquetRecordBatchReaderBuilder::try_new(file)?
+            .with_batch_size(batch_rows)
+            .build()?
+            .map(|b| b.map_err(StorageError::from));
+        let order = RowOrder::of(self.meta.kind);
+        Ok(if self.meta.order == order {
+            Box::new(rows)
+        } else {
+            Box::new(ResortWithinPod::new(rows, order))
+        })
     }
 
     /// Deletes the file once no snapshot refers to the segment any more.

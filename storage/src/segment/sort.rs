@@ -1,18 +1,78 @@
-//! The segment order, (pod ASC NULLS LAST, ts ASC), for sorting in memory and for merging
-//! already-sorted inputs with bounded memory.
+//! The segment orders, for sorting in memory and for merging already-sorted inputs with
+//! bounded memory.
+//!
+//! Every kind is stored in (pod ASC NULLS LAST, ts ASC) order except metrics, which are
+//! series-major: (pod, name, ts). A pod's metric names alternate sample by sample, so in
+//! (pod, ts) order a scan of one metric decodes every other metric's rows too; series-major,
+//! the rows of one (pod, name) are contiguous and the value index selects them exactly.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{
-    SortColumn, SortOptions, interleave_record_batch, lexsort_to_indices, take_record_batch,
+    SortColumn, SortOptions, concat_batches, interleave_record_batch, lexsort_to_indices,
+    take_record_batch,
 };
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, SortField};
 
 use crate::error::Result;
+use crate::kind::SignalKind;
+
+/// The order of the rows in a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOrder {
+    /// (pod, ts): every kind but metrics, and metric segments written before format 4.
+    PodTs,
+    /// (pod, name, ts): series-major, how metric segments are written.
+    PodNameTs,
+}
+
+impl RowOrder {
+    /// The order segments of `kind` are written in.
+    pub fn of(kind: SignalKind) -> RowOrder {
+        match kind {
+            SignalKind::Metric => RowOrder::PodNameTs,
+            _ => RowOrder::PodTs,
+        }
+    }
+
+    /// The sort key, in order.
+    pub fn key_columns(self) -> &'static [&'static str] {
+        match self {
+            RowOrder::PodTs => &["pod", "ts"],
+            RowOrder::PodNameTs => &["pod", "name", "ts"],
+        }
+    }
+
+    /// The code stored in segment metadata.
+    pub fn code(self) -> u8 {
+        match self {
+            RowOrder::PodTs => 0,
+            RowOrder::PodNameTs => 1,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<RowOrder> {
+        match code {
+            0 => Some(RowOrder::PodTs),
+            1 => Some(RowOrder::PodNameTs),
+            _ => None,
+        }
+    }
+
+    /// Rows per block of the value index: series-major segments keep a value's rows
+    /// contiguous, so their value bitmaps hold rows (a few runs); in (pod, ts) order values
+    /// interleave row by row and bitmaps hold blocks of rows.
+    pub fn value_block_rows(self) -> u32 {
+        match self {
+            RowOrder::PodTs => crate::segment::index::BLOCK_ROWS,
+            RowOrder::PodNameTs => 1,
+        }
+    }
+}
 
 fn options() -> SortOptions {
     SortOptions {
@@ -21,17 +81,18 @@ fn options() -> SortOptions {
     }
 }
 
-/// Sorts a batch by (pod, ts). `pod` and `ts` must be columns of the batch. Rows with the
-/// same pod and ts are ordered by `name` and `node` when the batch has them, which makes
-/// the order deterministic and keeps equal values together for the encoders.
-pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
+/// Sorts a batch by `order`. The key columns must be columns of the batch. Rows equal in
+/// the key are ordered by `name` and `node` when the batch has them, which makes the order
+/// deterministic and keeps equal values together for the encoders.
+pub fn sort_batch(batch: &RecordBatch, order: RowOrder) -> Result<RecordBatch> {
     if batch.num_rows() <= 1 {
         return Ok(batch.clone());
     }
-    let mut keys = sort_key_columns(batch);
+    let mut keys = key_columns(batch, order);
     keys.extend(
         ["name", "node"]
             .iter()
+            .filter(|n| !order.key_columns().contains(n))
             .filter_map(|n| batch.column_by_name(n).cloned()),
     );
     let columns = keys
@@ -45,14 +106,109 @@ pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &indices)?)
 }
 
-fn sort_key_columns(batch: &RecordBatch) -> Vec<arrow::array::ArrayRef> {
-    ["pod", "ts"]
+fn key_columns(batch: &RecordBatch, order: RowOrder) -> Vec<ArrayRef> {
+    order
+        .key_columns()
         .iter()
         .filter_map(|name| batch.column_by_name(name).cloned())
         .collect()
 }
 
-/// Merges inputs that are each sorted by (pod, ts) into one sorted sequence of batches of at
+/// Re-sorts input sorted by pod into `order`, one pod at a time: memory holds one pod's
+/// rows (plus the batch that ends them). Turns a segment written in another order into the
+/// current one without sorting the whole segment.
+pub struct ResortWithinPod<I> {
+    input: I,
+    order: RowOrder,
+    /// Rows of the pod not known to be complete yet.
+    pending: Option<RecordBatch>,
+    done: bool,
+}
+
+impl<I> std::fmt::Debug for ResortWithinPod<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResortWithinPod")
+            .field("order", &self.order)
+            .finish()
+    }
+}
+
+impl<I> ResortWithinPod<I>
+where
+    I: Iterator<Item = Result<RecordBatch>>,
+{
+    pub fn new(input: I, order: RowOrder) -> Self {
+        ResortWithinPod {
+            input,
+            order,
+            pending: None,
+            done: false,
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.done {
+                return self
+                    .pending
+                    .take()
+                    .map(|rows| sort_batch(&rows, self.order))
+                    .transpose();
+            }
+            let Some(batch) = self.input.next().transpose()? else {
+                self.done = true;
+                continue;
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let rows = match self.pending.take() {
+                Some(pending) => concat_batches(&batch.schema(), [&pending, &batch])?,
+                None => batch,
+            };
+            // Rows before the last pod's first row are complete: no later row has their pod.
+            let start = last_pod_start(&rows);
+            self.pending = Some(rows.slice(start, rows.num_rows() - start));
+            if start > 0 {
+                return sort_batch(&rows.slice(0, start), self.order).map(Some);
+            }
+        }
+    }
+}
+
+/// The first row of the run of rows that share the last row's pod (NULL pods are one run).
+fn last_pod_start(rows: &RecordBatch) -> usize {
+    let n = rows.num_rows();
+    let Some(pods) = rows
+        .column_by_name("pod")
+        .and_then(|c| c.as_string_opt::<i32>())
+    else {
+        return 0;
+    };
+    let same = |a: usize, b: usize| match (pods.is_valid(a), pods.is_valid(b)) {
+        (true, true) => pods.value(a) == pods.value(b),
+        (false, false) => true,
+        _ => false,
+    };
+    let mut start = n - 1;
+    while start > 0 && same(start - 1, n - 1) {
+        start -= 1;
+    }
+    start
+}
+
+impl<I> Iterator for ResortWithinPod<I>
+where
+    I: Iterator<Item = Result<RecordBatch>>,
+{
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+/// Merges inputs that are each sorted in `order` into one sorted sequence of batches of at
 /// most `batch_rows` rows. Memory holds one batch per input plus one output batch.
 pub struct SortedMerge<I> {
     schema: SchemaRef,
@@ -60,6 +216,7 @@ pub struct SortedMerge<I> {
     current: Vec<Option<(RecordBatch, arrow::row::Rows)>>,
     heap: BinaryHeap<Reverse<(OwnedRow, usize, usize)>>,
     converter: RowConverter,
+    order: RowOrder,
     batch_rows: usize,
 }
 
@@ -75,8 +232,14 @@ impl<I> SortedMerge<I>
 where
     I: Iterator<Item = Result<RecordBatch>>,
 {
-    pub fn new(schema: SchemaRef, inputs: Vec<I>, batch_rows: usize) -> Result<Self> {
-        let fields = ["pod", "ts"]
+    pub fn new(
+        schema: SchemaRef,
+        inputs: Vec<I>,
+        batch_rows: usize,
+        order: RowOrder,
+    ) -> Result<Self> {
+        let fields = order
+            .key_columns()
             .iter()
             .map(|name| {
                 Ok(SortField::new_with_options(
@@ -93,6 +256,7 @@ where
             current: (0..n).map(|_| None).collect(),
             heap: BinaryHeap::new(),
             converter,
+            order,
             batch_rows: batch_rows.max(1),
         };
         for i in 0..n {
@@ -109,7 +273,9 @@ where
             if batch.num_rows() == 0 {
                 continue;
             }
-            let rows = self.converter.convert_columns(&sort_key_columns(&batch))?;
+            let rows = self
+                .converter
+                .convert_columns(&key_columns(&batch, self.order))?;
             self.heap.push(Reverse((rows.row(0).owned(), i, 0)));
             self.current[i] = Some((batch, rows));
             return Ok(());

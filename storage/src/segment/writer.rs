@@ -23,6 +23,7 @@ use crate::pods::PodKey;
 use crate::schema::kind_schema;
 use crate::segment::index::IndexBuilder;
 use crate::segment::meta::{SegmentMeta, file_name};
+use crate::segment::sort::RowOrder;
 
 /// How segment files are laid out.
 #[derive(Debug, Clone)]
@@ -87,18 +88,17 @@ fn kind_schema_columns(kind: SignalKind) -> Vec<&'static str> {
 pub fn writer_properties(kind: SignalKind, layout: &SegmentLayout) -> Result<WriterProperties> {
     let schema = kind_schema(kind);
     let index = |name: &str| schema.index_of(name).map(|i| i as u32);
-    let sorting = vec![
-        SortingColumn {
-            column_idx: index("pod")? as i32,
-            descending: false,
-            nulls_first: false,
-        },
-        SortingColumn {
-            column_idx: index("ts")? as i32,
-            descending: false,
-            nulls_first: false,
-        },
-    ];
+    let sorting = RowOrder::of(kind)
+        .key_columns()
+        .iter()
+        .map(|name| {
+            Ok(SortingColumn {
+                column_idx: index(name)? as i32,
+                descending: false,
+                nulls_first: false,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let zstd = ZstdLevel::try_new(layout.zstd_level)?;
     let mut builder = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
@@ -175,14 +175,14 @@ impl SegmentWriter {
             tmp_path,
             final_path,
             writer: Some(writer),
-            index: IndexBuilder::new(kind),
+            index: IndexBuilder::new(kind, RowOrder::of(kind)),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             rows: 0,
         })
     }
 
-    /// Appends rows. Batches must arrive in (pod, ts) order, in the kind's canonical schema.
+    /// Appends rows. Batches must arrive in the kind's [`RowOrder`], in the kind's canonical schema.
     pub fn write(
         &mut self,
         batch: &RecordBatch,
@@ -252,6 +252,7 @@ impl SegmentWriter {
             Ok(SegmentMeta {
                 id: self.id,
                 kind: self.kind,
+                order: RowOrder::of(self.kind),
                 window_start,
                 min_ts: self.min_ts,
                 max_ts: self.max_ts,
@@ -261,7 +262,11 @@ impl SegmentWriter {
                 max_seq,
                 level,
                 row_groups,
-                index: std::mem::replace(&mut self.index, IndexBuilder::new(self.kind)).finish(),
+                index: std::mem::replace(
+                    &mut self.index,
+                    IndexBuilder::new(self.kind, RowOrder::of(self.kind)),
+                )
+                .finish(),
             })
         })();
         if result.is_err() {

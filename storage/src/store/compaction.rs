@@ -1,22 +1,20 @@
 //! Compaction: small segments of one kind and time window are merged into one.
 //!
-//! The merge streams the inputs in (pod, ts) order with bounded memory. The manifest swap
+//! The merge streams the inputs in the kind's order ([`RowOrder`]) with bounded memory. The manifest swap
 //! (add the output, delete the inputs) is one synced RocksDB write; the input files are
 //! deleted when the last query holding them finishes. A crash before the swap leaves an
 //! orphan output file; after it, orphan input files. `Store::open` deletes both kinds.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::sync::Arc;
 
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rocksdb::WriteBatch;
 
 use crate::error::{Result, StorageError};
 use crate::kind::SignalKind;
 use crate::schema::kind_schema;
 use crate::segment::Segment;
-use crate::segment::sort::SortedMerge;
+use crate::segment::sort::{RowOrder, SortedMerge};
 use crate::segment::writer::SegmentWriter;
 use crate::store::Shared;
 use crate::version::Version;
@@ -88,20 +86,39 @@ pub(crate) fn pick(
     plans
 }
 
+/// Rewrites every segment whose rows are not in its kind's current order (metric segments
+/// written before format 4 are in (pod, ts) order), one at a time, each swapped in
+/// atomically like a compaction: a crash leaves the rest for the next open.
+pub(crate) fn rewrite_in_current_order(shared: &Shared) -> Result<usize> {
+    let _serial = shared.compaction_lock.lock();
+    let stale: Vec<Arc<Segment>> = shared
+        .current()
+        .segments
+        .iter()
+        .filter(|s| s.meta().order != RowOrder::of(s.meta().kind))
+        .cloned()
+        .collect();
+    for segment in &stale {
+        let rows = merge(shared, std::slice::from_ref(segment))?;
+        tracing::info!(
+            segment = segment.meta().id,
+            kind = %segment.meta().kind,
+            rows,
+            "rewrote a segment in its kind's current row order"
+        );
+    }
+    Ok(stale.len())
+}
+
 fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
     let first = inputs[0].meta();
     let (kind, window_start) = (first.kind, first.window_start);
     let schema = kind_schema(kind);
-    let mut readers = Vec::with_capacity(inputs.len());
-    for segment in inputs {
-        let path = segment.path().to_path_buf();
-        let file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-            .with_batch_size(8192)
-            .build()?;
-        readers.push(reader.map(move |b| b.map_err(StorageError::from)));
-    }
-    let merged = SortedMerge::new(Arc::clone(&schema), readers, 8192)?;
+    let readers = inputs
+        .iter()
+        .map(|segment| segment.read_in_order(8192))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = SortedMerge::new(Arc::clone(&schema), readers, 8192, RowOrder::of(kind))?;
     let id = shared.allocate_segment_id();
     let mut reserve = WriteBatch::default();
     shared.kv.put_pending(&mut reserve, id);
@@ -125,12 +142,13 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
         }
     };
     let max_seq = inputs.iter().map(|s| s.meta().max_seq).max().unwrap_or(0);
-    let level = inputs
-        .iter()
-        .map(|s| s.meta().level)
-        .max()
-        .unwrap_or(0)
-        .saturating_add(1);
+    let top = inputs.iter().map(|s| s.meta().level).max().unwrap_or(0);
+    // A segment rewritten alone (into the current order) keeps its level.
+    let level = if inputs.len() == 1 {
+        top
+    } else {
+        top.saturating_add(1)
+    };
     let meta = match writer.finish(window_start, max_seq, level) {
         Ok(meta) => meta,
         Err(e) => {
@@ -196,4 +214,171 @@ fn forget_pending(shared: &Shared, id: u64) {
     let mut batch = WriteBatch::default();
     shared.kv.delete_pending(&mut batch, id);
     let _ = shared.kv.write(batch, true);
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow::compute::concat_batches;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::options::StoreOptions;
+    use crate::segment::SegmentMeta;
+    use crate::segment::index::IndexBuilder;
+    use crate::segment::sort::sort_batch;
+    use crate::store::Store;
+    use crate::validate::normalize;
+
+    /// Rows of 3 pods x 3 metric names x 40 samples, names alternating sample by sample.
+    fn metrics() -> RecordBatch {
+        let n = 3 * 3 * 40;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Int64, false),
+            Field::new("pod", DataType::Utf8, true),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+        ]));
+        let names = ["cpu", "mem", "net"];
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| {
+                    1_700_000_000_000_000_000 + (i as i64 / 3) * 1_000_000_000
+                }))),
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("pod-{}", (i * 7) % 3)),
+                )),
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| names[i % 3]))),
+                Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
+            ],
+        )
+        .unwrap();
+        normalize(SignalKind::Metric, &batch).unwrap()
+    }
+
+    fn options() -> StoreOptions {
+        StoreOptions {
+            background: false,
+            ..StoreOptions::default()
+        }
+    }
+
+    fn all_rows(segment: &Segment) -> RecordBatch {
+        let batches = segment
+            .read_in_order(64)
+            .unwrap()
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
+        concat_batches(&kind_schema(SignalKind::Metric), &batches).unwrap()
+    }
+
+    fn keys(batch: &RecordBatch) -> Vec<(String, String, i64)> {
+        let pods = batch.column_by_name("pod").unwrap().as_string::<i32>();
+        let names = batch.column_by_name("name").unwrap().as_string::<i32>();
+        let ts = batch
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    pods.value(i).to_string(),
+                    names.value(i).to_string(),
+                    ts.value(i),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn segments_in_an_older_order_are_rewritten_series_major_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = metrics();
+        {
+            let store = Store::open(dir.path(), options()).unwrap();
+            store.write(SignalKind::Metric, &input).unwrap();
+            store.flush().unwrap();
+            // Turn the flushed segment into one written before format 4: (pod, ts) order,
+            // block index, version-1 metadata.
+            let shared = &store.shared;
+            let old = Arc::clone(&shared.current().segments[0]);
+            assert_eq!(old.meta().order, RowOrder::PodNameTs);
+            let legacy = sort_batch(&all_rows(&old), RowOrder::PodTs).unwrap();
+            let id = shared.allocate_segment_id();
+            let mut writer = SegmentWriter::create(
+                &shared.segments_dir,
+                id,
+                SignalKind::Metric,
+                &shared.options.layout,
+            )
+            .unwrap();
+            shared
+                .pods
+                .with_lookup(|lookup| writer.write(&legacy, lookup))
+                .unwrap();
+            let mut meta = writer
+                .finish(old.meta().window_start, old.meta().max_seq, 0)
+                .unwrap();
+            let mut index = IndexBuilder::new(SignalKind::Metric, RowOrder::PodTs);
+            shared.pods.with_lookup(|lookup| index.add(&legacy, lookup));
+            meta.order = RowOrder::PodTs;
+            meta.index = index.finish();
+            // As version-1 metadata encodes it: no order byte.
+            let mut bytes = meta.encode();
+            bytes.remove(2);
+            bytes[0] = 1;
+            let decoded = SegmentMeta::decode(meta.id, &bytes).unwrap();
+            assert_eq!(decoded, meta);
+            assert_eq!(decoded.index.block_rows, crate::segment::index::BLOCK_ROWS);
+            let mut batch = WriteBatch::default();
+            shared.kv.put_segment(&mut batch, &meta);
+            shared.kv.delete_segment(&mut batch, old.meta().id);
+            shared.kv.put_dropped(&mut batch, old.meta().id);
+            shared.kv.write(batch, true).unwrap();
+            store.close().unwrap();
+        }
+
+        let store = Store::open(dir.path(), options()).unwrap();
+        let segments = store.version().segments;
+        assert_eq!(segments.len(), 1);
+        let segment = &segments[0];
+        assert_eq!(segment.meta().order, RowOrder::PodNameTs);
+        assert!(segment.meta().index.is_exact("name"));
+        let rows = all_rows(segment);
+        let mut expected = keys(&input);
+        expected.sort();
+        assert_eq!(keys(&rows), expected, "every row, in (pod, name, ts) order");
+        // The rewritten segment's index selects exactly the rows of a name.
+        let cpu = segment
+            .meta()
+            .index
+            .value_rows("name", &["cpu".to_string()])
+            .unwrap();
+        let want: Vec<u32> = keys(&rows)
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.1 == "cpu")
+            .map(|(i, _)| i as u32)
+            .collect();
+        assert_eq!(cpu.iter().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn resorting_within_pods_handles_runs_across_batches() {
+        let input = sort_batch(&metrics(), RowOrder::PodTs).unwrap();
+        // Batches of 7 rows: pod runs (120 rows) span many batches and end mid-batch.
+        let batches: Vec<Result<RecordBatch>> = (0..input.num_rows())
+            .step_by(7)
+            .map(|at| Ok(input.slice(at, 7.min(input.num_rows() - at))))
+            .collect();
+        let out =
+            crate::segment::sort::ResortWithinPod::new(batches.into_iter(), RowOrder::PodNameTs)
+                .collect::<Result<Vec<_>>>()
+                .unwrap();
+        let out = concat_batches(&input.schema(), &out).unwrap();
+        let mut expected = keys(&input);
+        expected.sort();
+        assert_eq!(keys(&out), expected);
+    }
 }

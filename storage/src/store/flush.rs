@@ -2,7 +2,7 @@
 //!
 //! Protocol (each step durable before the next):
 //! 1. take the current version; S = its highest hot sequence number;
-//! 2. per (kind, time window), sort the hot rows by (pod, ts) and write a segment file
+//! 2. per (kind, time window), sort the hot rows in the kind's order and write a segment file
 //!    (temporary name, fsync, rename, fsync directory);
 //! 3. one synced RocksDB write: the new manifest entries, deletion of hot records <= S, and
 //!    `flushed_seq = S`;
@@ -22,7 +22,7 @@ use rocksdb::WriteBatch;
 use crate::error::Result;
 use crate::kind::SignalKind;
 use crate::schema::kind_schema;
-use crate::segment::sort::sort_batch;
+use crate::segment::sort::{RowOrder, sort_batch};
 use crate::segment::writer::SegmentWriter;
 use crate::segment::{Segment, SegmentMeta};
 use crate::store::Shared;
@@ -65,7 +65,7 @@ pub(crate) fn flush(shared: &Shared) -> Result<FlushStats> {
     let result = (|| -> Result<()> {
         for (((kind, start), parts), &id) in groups.iter().zip(&ids) {
             let rows = concat_batches(&kind_schema(*kind), parts)?;
-            let sorted = sort_batch(&rows)?;
+            let sorted = sort_batch(&rows, RowOrder::of(*kind))?;
             let mut writer =
                 SegmentWriter::create(&shared.segments_dir, id, *kind, &shared.options.layout)?;
             shared

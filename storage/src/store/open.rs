@@ -20,7 +20,7 @@ use crate::pods::PodDictionary;
 use crate::segment::Segment;
 use crate::segment::meta::parse_file_name;
 use crate::store::background::{Signal, Worker};
-use crate::store::{Shared, Store, commit};
+use crate::store::{Shared, Store, commit, compaction};
 use crate::version::{HotBatch, Version};
 
 pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
@@ -120,6 +120,16 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         flushed: (Mutex::new(0), Condvar::new()),
         closing: AtomicBool::new(false),
     });
+
+    // Metric segments of stores older than format 4 are in (pod, ts) order: rewrite them
+    // series-major before anything reads or merges them.
+    let rewritten = compaction::rewrite_in_current_order(&shared)?;
+    if rewritten > 0 {
+        tracing::info!(
+            segments = rewritten,
+            "upgraded segments to their current row order"
+        );
+    }
 
     let worker = background.then(|| Worker::start(Arc::clone(&shared)));
     let waker = worker.as_ref().map(|w| w.waker());

@@ -3,10 +3,12 @@
 //!
 //! Rows are numbered from 0 across the whole segment file, in file order. Rows of one pod are
 //! contiguous (segments are sorted by pod), so row-level pod bitmaps are a few runs each.
-//! Values of other columns interleave from row to row (a pod's metric names alternate), so
-//! they are indexed by block of [`BLOCK_ROWS`] rows: bit `b` is set when any row in
+//! In (pod, ts) order values of other columns interleave from row to row, so they are
+//! indexed by block of [`BLOCK_ROWS`] rows: bit `b` is set when any row in
 //! `[b * BLOCK_ROWS, (b + 1) * BLOCK_ROWS)` has the value. That keeps the index a few KiB per
-//! value and the row selections it yields coarse enough to read efficiently. A column with
+//! value and the row selections it yields coarse enough to read efficiently. Series-major
+//! (metric) segments keep each (pod, name) contiguous, so there blocks are single rows and
+//! the bitmaps are runs. Bitmaps are run-compressed when that is smaller. A column with
 //! more than [`MAX_INDEXED_VALUES`] distinct values in a segment is marked
 //! [`ColumnIndex::Unindexed`] there: it cannot prune that segment, but never gives a wrong
 //! answer.
@@ -20,6 +22,7 @@ use crate::codec::{DecodeResult, Decoder, Encoder};
 use crate::kind::SignalKind;
 use crate::pods::PodKey;
 use crate::schema::value_indexed_columns;
+use crate::segment::sort::RowOrder;
 
 /// Above this many distinct values in one segment a column is not indexed there.
 pub const MAX_INDEXED_VALUES: usize = 4096;
@@ -37,12 +40,25 @@ pub enum ColumnIndex {
 }
 
 /// Everything the index knows about one segment.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SegmentIndex {
     /// Rows per pod id. Rows with a NULL pod are in no bitmap.
     pub pods: BTreeMap<u32, RoaringBitmap>,
     /// Row blocks per value, per value-indexed column.
     pub columns: BTreeMap<String, ColumnIndex>,
+    /// Rows per block of `columns` (the segment's [`RowOrder::value_block_rows`]); not
+    /// encoded, it follows from the order the metadata records.
+    pub block_rows: u32,
+}
+
+impl Default for SegmentIndex {
+    fn default() -> Self {
+        SegmentIndex {
+            pods: BTreeMap::new(),
+            columns: BTreeMap::new(),
+            block_rows: BLOCK_ROWS,
+        }
+    }
 }
 
 impl SegmentIndex {
@@ -51,6 +67,12 @@ impl SegmentIndex {
         ids.iter()
             .filter_map(|id| self.pods.get(id))
             .fold(RoaringBitmap::new(), |acc, b| acc | b)
+    }
+
+    /// Whether [`SegmentIndex::value_rows`] of `column` gives exactly the rows with the
+    /// values (bitmaps of rows, not blocks, and the column indexed).
+    pub fn is_exact(&self, column: &str) -> bool {
+        self.block_rows == 1 && matches!(self.columns.get(column), Some(ColumnIndex::Values(_)))
     }
 
     /// A superset of the rows whose `column` is one of `values` (whole blocks), or `None`
@@ -63,10 +85,13 @@ impl SegmentIndex {
                     .iter()
                     .filter_map(|v| map.get(v))
                     .fold(RoaringBitmap::new(), |acc, b| acc | b);
+                if self.block_rows == 1 {
+                    return Some(blocks);
+                }
                 let mut rows = RoaringBitmap::new();
                 for block in blocks {
-                    let start = block.saturating_mul(BLOCK_ROWS);
-                    rows.insert_range(start..start.saturating_add(BLOCK_ROWS));
+                    let start = block.saturating_mul(self.block_rows);
+                    rows.insert_range(start..start.saturating_add(self.block_rows));
                 }
                 Some(rows)
             }
@@ -97,8 +122,11 @@ impl SegmentIndex {
         }
     }
 
-    pub(crate) fn decode(d: &mut Decoder<'_>) -> DecodeResult<SegmentIndex> {
-        let mut index = SegmentIndex::default();
+    pub(crate) fn decode(d: &mut Decoder<'_>, block_rows: u32) -> DecodeResult<SegmentIndex> {
+        let mut index = SegmentIndex {
+            block_rows,
+            ..SegmentIndex::default()
+        };
         let pods = d.u32("pod bitmap count")?;
         for _ in 0..pods {
             let id = d.u32("pod id")?;
@@ -142,14 +170,17 @@ fn decode_bitmap(d: &mut Decoder<'_>, what: &str) -> DecodeResult<RoaringBitmap>
 #[derive(Debug)]
 pub struct IndexBuilder {
     next_row: u32,
+    block_rows: u32,
     pods: BTreeMap<u32, RoaringBitmap>,
     columns: Vec<(&'static str, Option<BTreeMap<String, RoaringBitmap>>)>,
 }
 
 impl IndexBuilder {
-    pub fn new(kind: SignalKind) -> Self {
+    /// A builder for rows of `kind` arriving in `order`.
+    pub fn new(kind: SignalKind, order: RowOrder) -> Self {
         IndexBuilder {
             next_row: 0,
+            block_rows: order.value_block_rows(),
             pods: BTreeMap::new(),
             columns: value_indexed_columns(kind)
                 .map(|c| (c.name, Some(BTreeMap::new())))
@@ -193,6 +224,7 @@ impl IndexBuilder {
                 }
             }
         }
+        let block_rows = self.block_rows;
         for (name, values) in &mut self.columns {
             let Some(map) = values else { continue };
             let Some(array) = batch
@@ -201,40 +233,58 @@ impl IndexBuilder {
             else {
                 continue;
             };
-            for row in 0..array.len() {
+            // Rows of one value come in runs (long ones in series-major segments): each run
+            // adds its blocks at once.
+            let mut row = 0;
+            while row < array.len() {
                 if array.is_null(row) {
+                    row += 1;
                     continue;
                 }
                 let v = array.value(row);
-                let block = (base + row as u32) / BLOCK_ROWS;
-                match map.get_mut(v) {
-                    Some(blocks) => {
-                        if blocks.max() != Some(block) {
-                            append(blocks, block);
-                        }
-                    }
+                let mut end = row + 1;
+                while end < array.len() && array.is_valid(end) && array.value(end) == v {
+                    end += 1;
+                }
+                let first = (base + row as u32) / block_rows;
+                let last = (base + end as u32 - 1) / block_rows;
+                row = end;
+                let blocks = match map.get_mut(v) {
+                    Some(blocks) => blocks,
                     None => {
                         if map.len() >= MAX_INDEXED_VALUES {
                             *values = None;
                             break;
                         }
-                        let mut blocks = RoaringBitmap::new();
-                        append(&mut blocks, block);
-                        map.insert(v.to_string(), blocks);
+                        map.entry(v.to_string()).or_default()
                     }
+                };
+                let from = blocks
+                    .max()
+                    .map_or(first, |m| first.max(m.saturating_add(1)));
+                if from <= last {
+                    blocks.insert_range(from..=last);
                 }
             }
         }
         self.next_row = base + batch.num_rows() as u32;
     }
 
-    pub fn finish(self) -> SegmentIndex {
+    pub fn finish(mut self) -> SegmentIndex {
+        for rows in self.pods.values_mut() {
+            rows.optimize();
+        }
         let columns = self
             .columns
             .into_iter()
             .map(|(name, values)| {
                 let index = match values {
-                    Some(map) => ColumnIndex::Values(map),
+                    Some(mut map) => {
+                        map.values_mut().for_each(|rows| {
+                            rows.optimize();
+                        });
+                        ColumnIndex::Values(map)
+                    }
                     None => ColumnIndex::Unindexed,
                 };
                 (name.to_string(), index)
@@ -243,6 +293,7 @@ impl IndexBuilder {
         SegmentIndex {
             pods: self.pods,
             columns,
+            block_rows: self.block_rows,
         }
     }
 }

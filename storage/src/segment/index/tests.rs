@@ -33,7 +33,11 @@ fn metrics(n: usize, per_pod: usize) -> RecordBatch {
 }
 
 fn build(batches: &[RecordBatch]) -> SegmentIndex {
-    let mut builder = IndexBuilder::new(SignalKind::Metric);
+    build_in(RowOrder::PodTs, batches)
+}
+
+fn build_in(order: RowOrder, batches: &[RecordBatch]) -> SegmentIndex {
+    let mut builder = IndexBuilder::new(SignalKind::Metric, order);
     let lookup = |k: &PodKey| k.pod.strip_prefix("pod-").and_then(|n| n.parse().ok());
     for b in batches {
         builder.add(b, &lookup);
@@ -104,9 +108,41 @@ fn encoding_round_trips_and_truncation_is_detected() {
     let mut e = Encoder::new();
     index.encode(&mut e);
     let bytes = e.finish();
-    let decoded = SegmentIndex::decode(&mut Decoder::new(&bytes)).unwrap();
+    let decoded = SegmentIndex::decode(&mut Decoder::new(&bytes), BLOCK_ROWS).unwrap();
     assert_eq!(decoded, index);
     for cut in [1, bytes.len() / 2, bytes.len() - 1] {
-        assert!(SegmentIndex::decode(&mut Decoder::new(&bytes[..cut])).is_err());
+        assert!(SegmentIndex::decode(&mut Decoder::new(&bytes[..cut]), BLOCK_ROWS).is_err());
     }
+}
+
+#[test]
+fn series_major_values_are_rows_in_runs() {
+    // Sorted (pod, name, ts): each pod's cpu rows, then its mem rows.
+    let batch = metrics(3000, 700);
+    let sorted = crate::segment::sort::sort_batch(&batch, RowOrder::PodNameTs).unwrap();
+    let index = build_in(RowOrder::PodNameTs, &[sorted.clone()]);
+    assert_eq!(index.block_rows, 1);
+    let cpu = index.value_rows("name", &["cpu".to_string()]).unwrap();
+    let names = sorted
+        .column_by_name("name")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let expected: Vec<u32> = (0..3000u32)
+        .filter(|&r| names.value(r as usize) == "cpu")
+        .collect();
+    assert_eq!(cpu.iter().collect::<Vec<_>>(), expected);
+    // One run per pod (5 pods), so run compression keeps the bitmap tiny.
+    assert!(
+        cpu.serialized_size() < 100,
+        "{} bytes",
+        cpu.serialized_size()
+    );
+
+    let mut e = Encoder::new();
+    index.encode(&mut e);
+    let bytes = e.finish();
+    let decoded = SegmentIndex::decode(&mut Decoder::new(&bytes), 1).unwrap();
+    assert_eq!(decoded, index);
 }
