@@ -90,6 +90,9 @@ enum Command {
         /// Where to write audit/metrics/events/signals Parquet files for compare.py.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Rows per Parquet row group when building (default: the store's default).
+        #[arg(long)]
+        row_group_rows: Option<usize>,
     },
     /// One SQL statement on an existing store, timed: planning and execution apart.
     Query {
@@ -148,9 +151,10 @@ fn main() -> Result<()> {
             runs,
             only,
             export,
+            row_group_rows,
         } => {
             if !dir.exists() {
-                build_temporal(&dir, pods, hours, audit_per_pod_hour)?;
+                build_temporal(&dir, pods, hours, audit_per_pod_hour, row_group_rows)?;
             }
             rt.block_on(temporal(&dir, runs, &only, export.as_deref()))
         }
@@ -416,14 +420,24 @@ fn compression(dir: &Path, nodes: usize, hours: f64, export: Option<&Path>) -> R
     Ok(())
 }
 
-fn build_temporal(dir: &Path, pods: usize, hours: f64, audit_per_pod_hour: usize) -> Result<()> {
+fn build_temporal(
+    dir: &Path,
+    pods: usize,
+    hours: f64,
+    audit_per_pod_hour: usize,
+    row_group_rows: Option<usize>,
+) -> Result<()> {
     let cluster = Cluster::new(ClusterSpec {
         pods,
         duration: Duration::from_secs_f64(hours * 3600.0),
         audit_per_pod_hour,
         ..ClusterSpec::default()
     });
-    let db = Db::open_with(dir, options(Durability::Buffered))?;
+    let mut opts = options(Durability::Buffered);
+    if let Some(r) = row_group_rows {
+        opts.store.layout.row_group_rows = r;
+    }
+    let db = Db::open_with(dir, opts)?;
     let start = Instant::now();
     let mut rows = 0usize;
     for kind in SignalKind::ALL {
