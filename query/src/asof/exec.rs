@@ -288,7 +288,14 @@ impl BatchJoiner for Merger {
         let left = self.left_keys.keyed(batch)?;
         self.memo.reset();
         let mut parts = vec![];
-        for i in 0..left.num_rows() {
+        let mut i = 0;
+        while i < left.num_rows() {
+            if left.usable(i)
+                && let Some(next) = self.match_run(&left, i)
+            {
+                i = next;
+                continue;
+            }
             let found = if left.usable(i) {
                 self.find(&left, i, &mut parts).await?
             } else {
@@ -297,6 +304,7 @@ impl BatchJoiner for Merger {
             if found.is_some() || self.keep_unmatched {
                 self.pending.push(i, found);
             }
+            i += 1;
         }
         parts.push(self.flush(&left.batch)?);
         concat_parts(&self.schema, parts)
@@ -398,6 +406,65 @@ impl Merger {
             }
         };
         Ok(chosen.filter(|&at| self.tolerance.is_none_or(|tol| distance(at) <= tol)))
+    }
+
+    /// The fast path of a backward join (`>=`, `>`, without NEAREST): matches left rows from
+    /// `i` on, of one run of equal keys, against the run of the same keys under the right
+    /// cursor, comparing times only. Returns the first left row it did not match, or `None`
+    /// when it matched none and [`Merger::find`] must (keys differ, a row is unusable, or the
+    /// right run may go on in a batch not loaded yet).
+    fn match_run(&mut self, left: &KeyedBatch, i: usize) -> Option<usize> {
+        if !self.op.looks_back() || self.nearest {
+            return None;
+        }
+        let pos = self.right.settle()?;
+        let r = self.right.get(pos);
+        if !r.usable(pos.1) || self.memo.cmp(r, pos, left, i) != std::cmp::Ordering::Equal {
+            return None;
+        }
+        if let Some(b) = self.back
+            && self.memo.cmp(self.right.get(b), b, left, i) != std::cmp::Ordering::Equal
+        {
+            self.back = None;
+        }
+        let strict = self.op.strict();
+        let (right_end, batch_end) = (r.run_end(pos.1), r.num_rows());
+        let left_end = left.run_end(i);
+        let mut k = pos.1;
+        let mut back = self.back;
+        let mut j = i;
+        while j < left_end && left.time.is_valid(j) {
+            let t = left.time.value(j);
+            while k < right_end
+                && r.time.is_valid(k)
+                && (if strict {
+                    r.time.value(k) < t
+                } else {
+                    r.time.value(k) <= t
+                })
+            {
+                k += 1;
+            }
+            // Consumed rows come before every later left row too.
+            if k > pos.1 {
+                back = Some((pos.0, k - 1));
+            }
+            // Rows of the run may follow in the next right batch: `find` loads it.
+            if k == right_end && right_end == batch_end {
+                break;
+            }
+            let found = back.filter(|&at| {
+                self.tolerance
+                    .is_none_or(|tol| (self.right.get(at).time.value(at.1) - t).abs() <= tol)
+            });
+            if found.is_some() || self.keep_unmatched {
+                self.pending.push(j, found);
+            }
+            j += 1;
+        }
+        self.back = back;
+        self.right.advance_to(k);
+        (j > i).then_some(j)
     }
 
     /// Builds the output for the pending rows, then releases right batches nobody needs.
