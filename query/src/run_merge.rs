@@ -18,8 +18,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use arrow::array::make_comparator;
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
-use arrow::compute::{concat, partition, take};
+use arrow::compute::{SortOptions, concat, take};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
 use datafusion::common::Result;
@@ -175,14 +176,53 @@ pub fn key_runs(
     let Some(converter) = converter else {
         return Ok((vec![rows], None));
     };
-    let ranges = partition(key_arrays)?.ranges();
-    let starts = UInt32Array::from_iter_values(ranges.iter().map(|r| r.start as u32));
+    let ends = run_ends(key_arrays, rows)?;
+    let starts = UInt32Array::from_iter_values(
+        std::iter::once(0)
+            .chain(ends.iter().copied())
+            .take(ends.len())
+            .map(|s| s as u32),
+    );
     let firsts = key_arrays
         .iter()
         .map(|a| take(a.as_ref(), &starts, None))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let keys = converter.convert_columns(&firsts)?;
-    Ok((ranges.iter().map(|r| r.end).collect(), Some(keys)))
+    Ok((ends, Some(keys)))
+}
+
+/// The end of each run of equal keys in rows sorted by those keys (equal keys are
+/// contiguous; NULLs equal each other). Runs are found by galloping from each run's first
+/// row, so a long run costs a few comparisons, not one per row.
+fn run_ends(key_arrays: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+    let comparators = key_arrays
+        .iter()
+        .map(|a| make_comparator(a.as_ref(), a.as_ref(), SortOptions::default()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let same = |i: usize, j: usize| comparators.iter().all(|c| c(i, j) == Ordering::Equal);
+    let mut ends = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        // Double the step while the row there still has the run's keys...
+        let (mut known, mut step) = (start, 1);
+        while start + step < rows && same(start, start + step) {
+            known = start + step;
+            step *= 2;
+        }
+        // ...then the run ends in (known, min(start + step, rows)]: binary search.
+        let (mut lo, mut hi) = (known + 1, (start + step).min(rows));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if same(start, mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        ends.push(lo);
+        start = lo;
+    }
+    Ok(ends)
 }
 
 fn cmp_run_keys(a: &Cursor, b: &Cursor) -> Ordering {
