@@ -207,6 +207,7 @@ pub fn scan_kind(
         inputs.push(DataSourceExec::from_data_source(source));
     }
 
+    let read_any = !inputs.is_empty();
     let plan = match inputs.len() {
         0 => {
             let projected = match wanted.as_ref() {
@@ -218,7 +219,7 @@ pub fn scan_kind(
         _ => UnionExec::try_new(inputs)?,
     };
     let plan = match conjunction(exact) {
-        Some(predicate) if recheck && inputs_len(&plan) > 0 => {
+        Some(predicate) if recheck && read_any => {
             recheck_filter(state, plan, predicate, wanted.as_ref())?
         }
         _ => plan,
@@ -230,10 +231,6 @@ pub fn scan_kind(
         hot_rows,
         hot_rows_total,
     })
-}
-
-fn inputs_len(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    usize::from(plan.downcast_ref::<EmptyExec>().is_none())
 }
 
 /// `plan` filtered by `predicate`, then projected to `wanted` (indices into the kind's

@@ -120,8 +120,8 @@ fn key_columns(batch: &RecordBatch, order: RowOrder) -> Vec<ArrayRef> {
 pub struct ResortWithinPod<I> {
     input: I,
     order: RowOrder,
-    /// Rows of the pod not known to be complete yet.
-    pending: Option<RecordBatch>,
+    /// Rows of one pod, not known to be complete yet.
+    pending: Vec<RecordBatch>,
     done: bool,
 }
 
@@ -141,7 +141,7 @@ where
         ResortWithinPod {
             input,
             order,
-            pending: None,
+            pending: Vec::new(),
             done: false,
         }
     }
@@ -149,11 +149,8 @@ where
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.done {
-                return self
-                    .pending
-                    .take()
-                    .map(|rows| sort_batch(&rows, self.order))
-                    .transpose();
+                let rest = std::mem::take(&mut self.pending);
+                return self.sorted(rest);
             }
             let Some(batch) = self.input.next().transpose()? else {
                 self.done = true;
@@ -162,36 +159,49 @@ where
             if batch.num_rows() == 0 {
                 continue;
             }
-            let rows = match self.pending.take() {
-                Some(pending) => concat_batches(&batch.schema(), [&pending, &batch])?,
-                None => batch,
-            };
-            // Rows before the last pod's first row are complete: no later row has their pod.
-            let start = last_pod_start(&rows);
-            self.pending = Some(rows.slice(start, rows.num_rows() - start));
-            if start > 0 {
-                return sort_batch(&rows.slice(0, start), self.order).map(Some);
+            // Rows before the batch's last pod are complete (no later row has their pod),
+            // and so is every pending row unless the whole batch continues their pod.
+            let start = last_pod_start(&batch);
+            let continues = self
+                .pending
+                .last()
+                .is_none_or(|p| pod_at(p, p.num_rows() - 1) == pod_at(&batch, 0));
+            if start == 0 && continues {
+                self.pending.push(batch);
+                continue;
             }
+            let mut complete = std::mem::take(&mut self.pending);
+            complete.push(batch.slice(0, start));
+            self.pending
+                .push(batch.slice(start, batch.num_rows() - start));
+            return self.sorted(complete);
         }
     }
+
+    /// `batches` as one batch in the target order; `None` when they hold no row.
+    fn sorted(&self, batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
+        let rows = concat_batches(&first.schema(), &batches)?;
+        if rows.num_rows() == 0 {
+            return Ok(None);
+        }
+        sort_batch(&rows, self.order).map(Some)
+    }
+}
+
+/// The pod of row `row`, `None` when NULL or when the batch has no `pod` column.
+fn pod_at(batch: &RecordBatch, row: usize) -> Option<&str> {
+    let pods = batch.column_by_name("pod")?.as_string_opt::<i32>()?;
+    pods.is_valid(row).then(|| pods.value(row))
 }
 
 /// The first row of the run of rows that share the last row's pod (NULL pods are one run).
 fn last_pod_start(rows: &RecordBatch) -> usize {
-    let n = rows.num_rows();
-    let Some(pods) = rows
-        .column_by_name("pod")
-        .and_then(|c| c.as_string_opt::<i32>())
-    else {
-        return 0;
-    };
-    let same = |a: usize, b: usize| match (pods.is_valid(a), pods.is_valid(b)) {
-        (true, true) => pods.value(a) == pods.value(b),
-        (false, false) => true,
-        _ => false,
-    };
-    let mut start = n - 1;
-    while start > 0 && same(start - 1, n - 1) {
+    let last = pod_at(rows, rows.num_rows() - 1);
+    let mut start = rows.num_rows() - 1;
+    while start > 0 && pod_at(rows, start - 1) == last {
         start -= 1;
     }
     start
