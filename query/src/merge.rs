@@ -629,6 +629,19 @@ impl RightCursor {
     /// Right columns `columns` (indices into the right schema) for `picks` of right rows
     /// (`None` gives NULLs).
     pub fn gather(&self, picks: &[Option<RowRef>], columns: &[usize]) -> Result<Vec<ArrayRef>> {
+        if let Some(batch) = self.single_source(picks) {
+            // Every pick is in one batch (or NULL): a `take`, without interleaving.
+            let rows: Vec<u32> = picks.iter().map(|r| r.map_or(0, |(_, row)| row as u32)).collect();
+            let nulls = picks
+                .iter()
+                .any(Option::is_none)
+                .then(|| picks.iter().map(Option::is_some).collect::<NullBuffer>());
+            let indices = UInt32Array::new(rows.into(), nulls);
+            return columns
+                .iter()
+                .map(|&c| Ok(take(batch.column(c).as_ref(), &indices, None)?))
+                .collect();
+        }
         let schema = self.schema();
         let null_source = self.batches.len();
         let indices: Vec<(usize, usize)> = picks
@@ -651,6 +664,21 @@ impl RightCursor {
         }
         Ok(out)
     }
+
+    /// The one retained batch every pick is in, if there is one (any batch when all picks
+    /// are NULL).
+    fn single_source(&self, picks: &[Option<RowRef>]) -> Option<&RecordBatch> {
+        let mut source = None;
+        for &(b, _) in picks.iter().flatten() {
+            match source {
+                None => source = Some(b),
+                Some(s) if s != b => return None,
+                Some(_) => {}
+            }
+        }
+        let at = source.unwrap_or(self.first).checked_sub(self.first)?;
+        self.batches.get(at).map(|b| &b.batch)
+    }
 }
 
 /// Output rows of a merge join, collected as (left row, right row) pairs.
@@ -664,6 +692,12 @@ impl Pending {
     pub fn push(&mut self, left: usize, right: Option<RowRef>) {
         self.left.push(left as u32);
         self.right.push(right);
+    }
+
+    /// Room for `rows` more output rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.left.reserve(rows);
+        self.right.reserve(rows);
     }
 
     pub fn len(&self) -> usize {

@@ -79,10 +79,12 @@ pub fn merge_partitions(
         let stream = futures::stream::try_unfold(merge, |mut merge| async move {
             Ok(merge.next_batch().await?.map(|batch| (batch, merge)))
         });
-        Ok(
-            Box::pin(RecordBatchStreamAdapter::new(plan.schema(), stream))
-                as SendableRecordBatchStream,
-        )
+        // The merge runs on a task of its own, ahead of its consumer (the join), so merging
+        // and joining use both cores.
+        Ok(spawn_buffered(
+            Box::pin(RecordBatchStreamAdapter::new(plan.schema(), stream)),
+            READ_AHEAD,
+        ))
     };
     let stream = futures::stream::once(start).try_flatten().boxed();
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))

@@ -287,6 +287,7 @@ impl BatchJoiner for Merger {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         let left = self.left_keys.keyed(batch)?;
         self.memo.reset();
+        self.pending.reserve(left.num_rows());
         let mut parts = vec![];
         let mut i = 0;
         while i < left.num_rows() {
