@@ -153,6 +153,8 @@ pub fn scan_kind(
     if !segments.is_empty() {
         let mut options = state.config_options().execution.parquet.clone();
         options.schema_force_view_types = false;
+        // Segments carry no bloom filters: their own index answers equality filters.
+        options.bloom_filter_on_read = false;
         let table_options = datafusion::config::TableParquetOptions {
             global: options,
             ..Default::default()

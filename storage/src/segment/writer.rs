@@ -83,6 +83,10 @@ const HIGH_CARDINALITY: &[&str] = &[
     "response_object",
 ];
 
+/// Identity columns of the pod, written uncompressed. (Not `node`: node-level series have
+/// no pod, so their rows interleave nodes, which zstd does compress.)
+const RUN_ENCODED: &[&str] = &["cluster", "namespace", "pod", "container"];
+
 fn kind_schema_columns(kind: SignalKind) -> Vec<&'static str> {
     crate::schema::columns(kind).map(|c| c.name).collect()
 }
@@ -123,6 +127,12 @@ pub fn writer_properties(kind: SignalKind, layout: &SegmentLayout) -> Result<Wri
     for spec in kind_schema_columns(kind) {
         if HIGH_CARDINALITY.contains(&spec) {
             builder = builder.set_column_dictionary_enabled(ColumnPath::from(spec), false);
+        }
+        // Rows are sorted by pod, so these columns are long runs of a few dictionary
+        // indices: zstd saves almost nothing on them, but every column chunk it compresses
+        // costs each read a compressor and a decompressor (parquet creates both per chunk).
+        if RUN_ENCODED.contains(&spec) {
+            builder = builder.set_column_compression(ColumnPath::from(spec), Compression::UNCOMPRESSED);
         }
     }
     if kind == SignalKind::Metric {
