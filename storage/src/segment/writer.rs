@@ -304,3 +304,33 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(|e| StorageError::io(dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_identity_columns_are_uncompressed_and_the_rest_zstd() {
+        let layout = SegmentLayout::default();
+        for kind in [SignalKind::Metric, SignalKind::Audit, SignalKind::Log] {
+            let props = writer_properties(kind, &layout).expect("properties");
+            let codec = |column: &str| props.compression(&ColumnPath::from(column));
+            let columns = kind_schema_columns(kind);
+            for column in &columns {
+                let expected = if RUN_ENCODED.contains(column) {
+                    Compression::UNCOMPRESSED
+                } else {
+                    Compression::ZSTD(ZstdLevel::try_new(layout.zstd_level).expect("level"))
+                };
+                assert_eq!(codec(column), expected, "{kind:?} column {column}");
+            }
+            assert!(columns.contains(&"pod"), "{kind:?} has a pod column");
+        }
+        // Node-level series interleave nodes: `node` stays compressed.
+        let metric = writer_properties(SignalKind::Metric, &layout).expect("properties");
+        assert!(matches!(
+            metric.compression(&ColumnPath::from("node")),
+            Compression::ZSTD(_)
+        ));
+    }
+}
