@@ -38,6 +38,11 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# Formatting is checked first: it takes a second and names the file that differs.
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --all -- --check
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else

@@ -631,7 +631,10 @@ impl RightCursor {
     pub fn gather(&self, picks: &[Option<RowRef>], columns: &[usize]) -> Result<Vec<ArrayRef>> {
         if let Some(batch) = self.single_source(picks) {
             // Every pick is in one batch (or NULL): a `take`, without interleaving.
-            let rows: Vec<u32> = picks.iter().map(|r| r.map_or(0, |(_, row)| row as u32)).collect();
+            let rows: Vec<u32> = picks
+                .iter()
+                .map(|r| r.map_or(0, |(_, row)| row as u32))
+                .collect();
             let nulls = picks
                 .iter()
                 .any(Option::is_none)

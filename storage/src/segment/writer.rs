@@ -132,7 +132,8 @@ pub fn writer_properties(kind: SignalKind, layout: &SegmentLayout) -> Result<Wri
         // indices: zstd saves almost nothing on them, but every column chunk it compresses
         // costs each read a compressor and a decompressor (parquet creates both per chunk).
         if RUN_ENCODED.contains(&spec) {
-            builder = builder.set_column_compression(ColumnPath::from(spec), Compression::UNCOMPRESSED);
+            builder =
+                builder.set_column_compression(ColumnPath::from(spec), Compression::UNCOMPRESSED);
         }
     }
     if kind == SignalKind::Metric {

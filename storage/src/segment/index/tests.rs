@@ -120,7 +120,7 @@ fn series_major_values_are_rows_in_runs() {
     // Sorted (pod, name, ts): each pod's cpu rows, then its mem rows.
     let batch = metrics(3000, 700);
     let sorted = crate::segment::sort::sort_batch(&batch, RowOrder::PodNameTs).unwrap();
-    let index = build_in(RowOrder::PodNameTs, &[sorted.clone()]);
+    let index = build_in(RowOrder::PodNameTs, std::slice::from_ref(&sorted));
     assert_eq!(index.block_rows, 1);
     let cpu = index.value_rows("name", &["cpu".to_string()]).unwrap();
     let names = sorted
