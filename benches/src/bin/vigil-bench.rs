@@ -20,9 +20,11 @@ use vigil_benches::{
 };
 use vigil_synth::{Cluster, ClusterSpec};
 
-/// mimalloc: DataFusion's many short-lived buffers contend less than under glibc's malloc.
+/// jemalloc: measured against glibc's malloc and mimalloc on the temporal benchmarks
+/// (docs/benchmarks.md), the fastest ASOF joins at glibc's peak memory.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 struct Cli {
