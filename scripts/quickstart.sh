@@ -8,12 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil-target}"
 
-if ! command -v clang >/dev/null 2>&1; then
-    echo "installing clang and libclang-dev (needed to build RocksDB's bindings)"
+if ! command -v clang >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+    echo "installing clang, libclang-dev and make (needed to build RocksDB's bindings and jemalloc)"
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-dev >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-dev make >/dev/null
 fi
 
 cargo build -q -p vigil-server --bin vigil

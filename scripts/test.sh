@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 need_install=()
 command -v clang >/dev/null 2>&1 || need_install+=(clang)
 ldconfig -p 2>/dev/null | grep -q 'libclang' || ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_install+=(libclang-dev)
+command -v make >/dev/null 2>&1 || need_install+=(make)
 if [ ${#need_install[@]} -gt 0 ]; then
-    echo "installing ${need_install[*]} (needed to build RocksDB's bindings)"
+    echo "installing ${need_install[*]} (needed to build RocksDB's bindings and jemalloc)"
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang libclang-dev >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_install[@]}" >/dev/null
 fi
 
 # The ASOF JOIN comparison test runs DuckDB from Python.
