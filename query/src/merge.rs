@@ -560,13 +560,8 @@ impl RightCursor {
         mut on_load: impl FnMut(&mut Self) -> Result<()>,
     ) -> Result<Option<RowRef>> {
         loop {
-            while self.pos.0 < self.first + self.batches.len()
-                && self.pos.1 >= self.get(self.pos).num_rows()
-            {
-                self.pos = (self.pos.0 + 1, 0);
-            }
-            if self.pos.0 < self.first + self.batches.len() {
-                return Ok(Some(self.pos));
+            if let Some(pos) = self.settle() {
+                return Ok(Some(pos));
             }
             if self.done {
                 return Ok(None);

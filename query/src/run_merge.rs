@@ -12,8 +12,9 @@
 //! merged row stretch by row stretch, as exactly as a row-by-row merge. Ties in (keys, time)
 //! go to the lower partition first, as in DataFusion's merge.
 //!
-//! Each partition is read ahead on its own task (as DataFusion's merge does), so decoding
-//! runs in parallel with merging.
+//! Each partition is read ahead on its own task (as DataFusion's merge does), and the merge
+//! runs on a task of its own ahead of its consumer, so decoding, merging and joining run in
+//! parallel.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
