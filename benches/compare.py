@@ -6,8 +6,9 @@ on the same data vigil-bench used, in the same run. Prints one JSON object per m
     python3 benches/compare.py aggregate --store /tmp/vb
     python3 benches/compare.py compression --file node_metrics.parquet
     python3 benches/compare.py temporal --dir exported/   (from `vigil-bench temporal --export`)
+    python3 benches/compare.py plan-floor --dir exported/
 
-Needs `pip install duckdb chdb pyarrow`.
+Needs `pip install duckdb chdb pyarrow` (and `datafusion` for plan-floor).
 """
 import argparse
 import glob
@@ -247,6 +248,30 @@ def temporal(args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def plan_floor(args):
+    """Plain DataFusion's own planning time (SQL to optimized physical plan) of the band join
+    over empty in-memory tables of the same schemas: the part of vigil's band join that no
+    execution speed can remove (the PyPI `datafusion` package, the DataFusion major version
+    vigil embeds, two partitions like this machine)."""
+    import datafusion
+    import pyarrow as pa
+    from datafusion import SessionConfig, SessionContext
+
+    ctx = SessionContext(SessionConfig().with_target_partitions(2))
+    for t in ("audit", "metrics", "events"):
+        schema = pq.read_schema(os.path.join(args.dir, t + ".parquet"))
+        ctx.register_record_batches(t, [[pa.RecordBatch.from_pylist([], schema=schema)]])
+    name = "band_crypto_miner"
+    sql = TEMPORAL_DUCKDB[name]
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        ctx.sql(sql).execution_plan()
+        times.append((time.perf_counter() - start) * 1000)
+    emit(bench="plan_floor", engine="datafusion-python " + datafusion.__version__, query=name,
+         runs=args.runs, median_ms=round(statistics.median(times), 2), min_ms=round(min(times), 2))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -261,8 +286,11 @@ def main():
     s = sub.add_parser("temporal")
     s.add_argument("--dir", required=True)
     s.add_argument("--runs", type=int, default=5)
+    s = sub.add_parser("plan-floor")
+    s.add_argument("--dir", required=True)
+    s.add_argument("--runs", type=int, default=100)
     args = p.parse_args()
-    {"ingest": ingest, "aggregate": aggregate, "compression": compression, "temporal": temporal}[args.cmd](args)
+    {"plan-floor": plan_floor, "ingest": ingest, "aggregate": aggregate, "compression": compression, "temporal": temporal}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,23 @@ work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
 python3 -c "import duckdb, chdb, pyarrow, adbc_driver_flightsql" 2>/dev/null || pip install -q duckdb chdb pyarrow adbc-driver-flightsql
 
-cargo build -q --release -p vigil-benches -p vigil-server --all-targets
-bench="$CARGO_TARGET_DIR/release/vigil-bench"
+# The binaries measured are built as shipped: profile `release-lto` (fat LTO, one codegen
+# unit; see Cargo.toml). PROFILE=release builds faster and runs 5-20% slower.
+profile="${PROFILE:-release-lto}"
+if [ "${PART:-all}" = temporal ]; then
+    cargo build -q --profile "$profile" -p vigil-benches --bin vigil-bench
+else
+    cargo build -q --profile "$profile" -p vigil-benches -p vigil-server --bins
+fi
+out="$CARGO_TARGET_DIR/$profile"
+bench="$out/vigil-bench"
 
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
 
 # vigil serve under OTLP load over loopback (1,000 points or records per request, default
 # sync durability) and audit EventLists through the webhook; each run on a fresh store.
 if [ "${PART:-all}" = all ] || [ "${PART:-all}" = serve ]; then
-load="$CARGO_TARGET_DIR/release/otlp-load"
+load="$out/otlp-load"
 n="${OTLP_REQUESTS:-3000}"
 for transport in grpc http; do
     "$load" --signal metrics --transport "$transport" --requests "$n" --concurrency 8
@@ -37,8 +45,8 @@ fi
 # dashboard aggregates for 60 s while 100,000 metric points/s arrive over OTLP.
 if [ "${PART:-all}" = all ] || [ "${PART:-all}" = sql ]; then
 [ -d "$work/sql-store" ] || "$bench" build --dir "$work/sql-store" --pods "${SQL_PODS:-2000}" --hours "${SQL_HOURS:-4}"
-python3 benches/flight_stream.py --vigil "$CARGO_TARGET_DIR/release/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
-"$CARGO_TARGET_DIR/release/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
+python3 benches/flight_stream.py --vigil "$out/vigil" --data-dir "$work/sql-store" --rows "${STREAM_ROWS:-10000000}"
+"$out/sql-load" --data-dir "$work/sql-store" --clients 32 --seconds 60 --ingest-rate 100000
 [ "${PART:-all}" = sql ] && exit 0
 fi
 
@@ -46,7 +54,7 @@ fi
 # to 1-minute rollups, then deleted outright, each on a fresh copy), and a 30-day hourly
 # dashboard answered from raw rows and from rollups.
 if [ "${PART:-all}" = all ] || [ "${PART:-all}" = retention ]; then
-retention="$CARGO_TARGET_DIR/release/retention-bench"
+retention="$out/retention-bench"
 "$retention" pass --dir "$work/retention-pass" --mode downsample
 "$retention" pass --dir "$work/retention-pass" --mode delete
 "$retention" query --dir "$work/retention-query"
@@ -71,3 +79,6 @@ fi
 [ "${PART:-all}" = storage ] && exit 0
 "$bench" temporal --dir "$work/temporal" --pods "${TEMPORAL_PODS:-2000}" --hours "${HOURS:-6}" --export "$work/temporal-export"
 python3 benches/compare.py temporal --dir "$work/temporal-export"
+# DataFusion's own planning of the band join (PyPI `datafusion`), the floor under vigil's.
+python3 -c "import datafusion" 2>/dev/null || pip install -q 'datafusion>=55,<56'
+python3 benches/compare.py plan-floor --dir "$work/temporal-export"
