@@ -258,7 +258,7 @@ def plan_floor(args):
     from datafusion import SessionConfig, SessionContext
 
     ctx = SessionContext(SessionConfig().with_target_partitions(2))
-    for t in ("audit", "metrics", "events"):
+    for t in ("metrics", "events"):
         schema = pq.read_schema(os.path.join(args.dir, t + ".parquet"))
         ctx.register_record_batches(t, [[pa.RecordBatch.from_pylist([], schema=schema)]])
     name = "band_crypto_miner"

@@ -85,7 +85,7 @@ const HIGH_CARDINALITY: &[&str] = &[
 
 /// Identity columns of the pod, written uncompressed. (Not `node`: node-level series have
 /// no pod, so their rows interleave nodes, which zstd does compress.)
-const RUN_ENCODED: &[&str] = &["cluster", "namespace", "pod", "container"];
+const UNCOMPRESSED_IDENTITY: &[&str] = &["cluster", "namespace", "pod", "container"];
 
 fn kind_schema_columns(kind: SignalKind) -> Vec<&'static str> {
     crate::schema::columns(kind).map(|c| c.name).collect()
@@ -131,7 +131,7 @@ pub fn writer_properties(kind: SignalKind, layout: &SegmentLayout) -> Result<Wri
         // Rows are sorted by pod, so these columns are long runs of a few dictionary
         // indices: zstd saves almost nothing on them, but every column chunk it compresses
         // costs each read a compressor and a decompressor (parquet creates both per chunk).
-        if RUN_ENCODED.contains(&spec) {
+        if UNCOMPRESSED_IDENTITY.contains(&spec) {
             builder =
                 builder.set_column_compression(ColumnPath::from(spec), Compression::UNCOMPRESSED);
         }
@@ -318,7 +318,7 @@ mod tests {
             let codec = |column: &str| props.compression(&ColumnPath::from(column));
             let columns = kind_schema_columns(kind);
             for column in &columns {
-                let expected = if RUN_ENCODED.contains(column) {
+                let expected = if UNCOMPRESSED_IDENTITY.contains(column) {
                     Compression::UNCOMPRESSED
                 } else {
                     Compression::ZSTD(ZstdLevel::try_new(layout.zstd_level).expect("level"))
