@@ -7,16 +7,32 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
+use vigil_model::schema::kind_schema;
 use vigil_query::SessionOptions;
-use vigil_storage::schema::kind_schema;
 use vigil_storage::{
-    CompactionStats, FlushStats, Hold, HoldRequest, PodObservation, RetentionReport, SignalKind,
-    Store, WriteReceipt,
+    Clock, CompactionStats, FlushStats, Hold, HoldRequest, PodObservation, RetentionReport,
+    SignalKind, Store, WriteReceipt,
 };
 
 use crate::error::{EngineError, Result};
 use crate::options::DbOptions;
 use crate::session::{Access, Session};
+use crate::write::{WriteObserver, WritePath};
+
+/// Counts of what a database holds, for statistics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live segment files.
+    pub segments: usize,
+    /// Rows in them.
+    pub segment_rows: u64,
+    /// Bytes of them on disk.
+    pub segment_bytes: u64,
+    /// Rows acknowledged and not yet in a segment.
+    pub hot_rows: u64,
+    /// Pods in the pod dictionary.
+    pub pods: usize,
+}
 
 /// An open vigil database: a store on disk and a SQL session over it.
 ///
@@ -24,6 +40,7 @@ use crate::session::{Access, Session};
 /// `async` and need a Tokio runtime.
 pub struct Db {
     store: Arc<Store>,
+    writes: Arc<WritePath>,
     session_options: SessionOptions,
     /// The embedding program's own session: every row, every statement.
     full: Session,
@@ -47,9 +64,11 @@ impl Db {
     /// Opens (or creates) the database in `dir`, recovering from any earlier crash.
     pub fn open_with(dir: impl AsRef<Path>, options: DbOptions) -> Result<Db> {
         let store = Arc::new(Store::open(dir, options.store)?);
-        let full = Session::new(Arc::clone(&store), &options.session, Access::full())?;
+        let writes = Arc::new(WritePath::new(Arc::clone(&store)));
+        let full = Session::new(Arc::clone(&writes), &options.session, Access::full())?;
         Ok(Db {
             store,
+            writes,
             session_options: options.session,
             full,
         })
@@ -58,7 +77,7 @@ impl Db {
     /// A SQL session with its own access: the rows it may see (every table scan filters
     /// them, whatever the SQL) and whether it may write. Servers open one per principal.
     pub fn open_session(&self, access: Access) -> Result<Session> {
-        Session::new(Arc::clone(&self.store), &self.session_options, access)
+        Session::new(Arc::clone(&self.writes), &self.session_options, access)
     }
 
     /// Writes one batch of `kind`; returns once it is durable and visible to queries.
@@ -67,21 +86,26 @@ impl Db {
     /// stored as NULL. Blocks the calling thread; from async code, use
     /// [`Db::write_async`].
     pub fn write(&self, kind: SignalKind, batch: &RecordBatch) -> Result<WriteReceipt> {
-        Ok(self.store.write(kind, batch)?)
+        self.writes.write_all(kind, std::slice::from_ref(batch))
     }
 
     /// Writes several batches of one kind atomically: after a crash all are there or none.
     pub fn write_all(&self, kind: SignalKind, batches: &[RecordBatch]) -> Result<WriteReceipt> {
-        Ok(self.store.write_all(kind, batches)?)
+        self.writes.write_all(kind, batches)
     }
 
     /// [`Db::write`] without blocking an async runtime's worker thread.
     pub async fn write_async(&self, kind: SignalKind, batch: RecordBatch) -> Result<WriteReceipt> {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || store.write(kind, &batch))
+        let writes = Arc::clone(&self.writes);
+        tokio::task::spawn_blocking(move || writes.write_all(kind, std::slice::from_ref(&batch)))
             .await
             .map_err(|e| EngineError::Task(e.to_string()))?
-            .map_err(EngineError::from)
+    }
+
+    /// Tells `observer` of every write committed from now on, by every path (these methods,
+    /// SQL `INSERT`), once each, after it is durable.
+    pub fn observe_writes(&self, observer: Arc<dyn WriteObserver>) {
+        self.writes.observe(observer);
     }
 
     /// Folds observations of pods into the `pods` table; durable like a write when it returns.
@@ -143,9 +167,38 @@ impl Db {
         Ok(self.store.release_hold(id)?)
     }
 
-    /// The store underneath, for statistics and verification.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Every legal hold in effect, by id.
+    pub fn holds(&self) -> Result<Vec<Hold>> {
+        Ok(self.store.holds()?)
+    }
+
+    /// Reads every segment file and checks its size and CRC against the manifest; the error
+    /// names the first file that differs.
+    pub fn verify(&self) -> Result<()> {
+        Ok(self.store.verify()?)
+    }
+
+    /// What the store holds now.
+    pub fn stats(&self) -> StoreStats {
+        let version = self.store.version();
+        StoreStats {
+            segments: version.segments.len(),
+            segment_rows: version.segment_rows(),
+            segment_bytes: version.segments.iter().map(|s| s.meta().file_size).sum(),
+            hot_rows: version.hot_rows() as u64,
+            pods: self.store.pods().len(),
+        }
+    }
+
+    /// Now, by the database's clock (the one given in its options): what retention, holds and
+    /// token expiry compare against.
+    pub fn now_ns(&self) -> i64 {
+        self.store.options().clock.now_ns()
+    }
+
+    /// The database's clock, for components that keep time on its behalf.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.store.options().clock)
     }
 
     /// The DataFusion session, to register more tables or functions.

@@ -2,6 +2,7 @@
 
 use datafusion::error::DataFusionError;
 use vigil_query::QueryError;
+pub use vigil_query::error::location_of;
 use vigil_storage::StorageError;
 
 /// Result alias of the engine.
@@ -33,6 +34,16 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Where in the SQL text the problem is (1-based line and column), where the parser or
+    /// planner said: from spans and DataFusion diagnostics, never from message text.
+    pub fn location(&self) -> Option<(u64, u64)> {
+        match self {
+            EngineError::Query(e) => e.location(),
+            EngineError::Sql(e) => location_of(e),
+            _ => None,
+        }
+    }
+
     /// True when the caller sent something wrong (bad SQL, a bad batch): retrying the same
     /// request will fail the same way.
     pub fn is_user_error(&self) -> bool {

@@ -56,17 +56,19 @@ pub mod error;
 pub mod options;
 pub mod session;
 pub mod table;
+pub mod write;
 
-pub use db::Db;
+pub use db::{Db, StoreStats};
 pub use error::{EngineError, Result};
 pub use options::DbOptions;
 pub use session::{Access, Planned, QueryLimits, Session, StoreCommand};
 pub use table::Visibility;
+pub use vigil_model::{BatchBuilder, ModelError, PodObservation, SignalKind, schema, series};
 pub use vigil_query::{QueryError, SessionOptions};
 pub use vigil_storage::retention;
-pub use vigil_storage::schema;
 pub use vigil_storage::{
-    Clock, CompactionStats, Durability, FlushStats, Hold, HoldRequest, ManualClock, PodObservation,
-    PodVersion, RetentionOptions, RetentionPolicy, RetentionReport, RetentionRule, SegmentLayout,
-    SignalKind, StorageError, StoreOptions, SystemClock, WriteReceipt,
+    Clock, CompactionStats, Durability, FlushStats, Hold, HoldRequest, ManualClock, PodVersion,
+    RetentionOptions, RetentionPolicy, RetentionReport, RetentionRule, SegmentLayout, StorageError,
+    StoreOptions, SystemClock, WriteReceipt,
 };
+pub use write::{CommittedWrite, LoggedWrite, WriteLog, WriteObserver, WritePath};

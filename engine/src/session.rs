@@ -9,13 +9,15 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::array::UInt64Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::prelude::SessionContext;
+use vigil_query::sql::{Statement, statement};
 use vigil_storage::{SignalKind, Store};
 
 use crate::error::{EngineError, Result};
@@ -23,6 +25,7 @@ use crate::table::{
     HoldsTable, KindTable, PodsTable, RollupView, SignalsTable, Visibility, rollup_view_name,
     rules_table,
 };
+use crate::write::WritePath;
 
 /// What a session may see and do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +118,7 @@ fn parameter_position(name: &str) -> (usize, String) {
     }
 }
 
-/// Store-management statements understood before SQL parsing.
+/// Store-management statements (vigil's own, parsed by `vigil_query::sql::statement`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreCommand {
     /// Write every hot row into segments.
@@ -127,22 +130,12 @@ pub enum StoreCommand {
 }
 
 impl StoreCommand {
-    /// `FLUSH`, `COMPACT` or `ENFORCE RETENTION` (any case, optional `;`), or `None` for
-    /// anything else.
-    pub fn parse(sql: &str) -> Option<StoreCommand> {
-        let text = sql.trim().trim_end_matches(';').trim();
-        if text.eq_ignore_ascii_case("FLUSH") {
-            Some(StoreCommand::Flush)
-        } else if text.eq_ignore_ascii_case("COMPACT") {
-            Some(StoreCommand::Compact)
-        } else if text
-            .split_whitespace()
-            .map(str::to_ascii_uppercase)
-            .eq(["ENFORCE", "RETENTION"])
-        {
-            Some(StoreCommand::EnforceRetention)
-        } else {
-            None
+    /// The statement as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreCommand::Flush => "FLUSH",
+            StoreCommand::Compact => "COMPACT",
+            StoreCommand::EnforceRetention => "ENFORCE RETENTION",
         }
     }
 
@@ -215,10 +208,11 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(
-        store: Arc<Store>,
+        writes: Arc<WritePath>,
         options: &vigil_query::SessionOptions,
         access: Access,
     ) -> Result<Session> {
+        let store = Arc::clone(writes.store());
         if access.writes && access.visibility.allowed().is_some() {
             return Err(EngineError::NotAllowed(
                 "a session restricted to some namespaces cannot also write: its DDL and COPY \
@@ -229,8 +223,11 @@ impl Session {
         let ctx = vigil_query::new_context(options)?;
         let visibility = &access.visibility;
         for kind in SignalKind::STORED {
-            let table =
+            let mut table =
                 KindTable::new(kind, Arc::clone(&store)).with_visibility(visibility.clone());
+            if access.writes {
+                table = table.with_writes(Arc::clone(&writes));
+            }
             ctx.register_table(kind.table_name(), Arc::new(table))?;
         }
         let mut steps = store.retention_policy().steps();
@@ -261,12 +258,26 @@ impl Session {
 
     /// Plans one statement and checks it against the session's access.
     pub async fn plan(&self, sql: &str) -> Result<Planned> {
-        let planned = match StoreCommand::parse(sql) {
-            Some(command) => Planned::Command(command),
-            None => {
-                let sql = show_table(sql).unwrap_or(sql);
-                Planned::Query(vigil_query::sql::logical_plan(&self.ctx, sql).await?)
-            }
+        let state = self.ctx.state();
+        let planned = match statement::parse(&state, sql)? {
+            Statement::Flush => Planned::Command(StoreCommand::Flush),
+            Statement::Compact => Planned::Command(StoreCommand::Compact),
+            Statement::EnforceRetention => Planned::Command(StoreCommand::EnforceRetention),
+            Statement::ShowRetention => Planned::Query(
+                vigil_query::sql::logical_plan(
+                    &self.ctx,
+                    "SELECT * FROM retention_rules ORDER BY rule",
+                )
+                .await?,
+            ),
+            Statement::ShowHolds => Planned::Query(
+                vigil_query::sql::logical_plan(
+                    &self.ctx,
+                    "SELECT * FROM retention_holds ORDER BY id",
+                )
+                .await?,
+            ),
+            Statement::Sql(statement) => Planned::Query(state.statement_to_plan(*statement).await?),
         };
         self.check(&planned)?;
         Ok(planned)
@@ -277,19 +288,19 @@ impl Session {
         let plan = match planned {
             Planned::Command(command) if !self.access.writes => {
                 return Err(EngineError::NotAllowed(format!(
-                    "{command:?} changes the store; this session may only read"
+                    "{} changes the store: {READ_ONLY}",
+                    command.name()
                 )));
             }
             Planned::Command(_) => return Ok(()),
             Planned::Query(plan) => plan,
         };
-        if !self.access.writes {
-            SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false)
-                .verify_plan(plan)
-                .map_err(|e| EngineError::NotAllowed(read_only_message(&e.to_string())))?;
+        if !self.access.writes
+            && let Some(what) = changing_statement(plan)
+        {
+            return Err(EngineError::NotAllowed(format!(
+                "{what} is not allowed: {READ_ONLY}"
+            )));
         }
         // EXPLAIN shows how many segments and rows the whole store holds, and EXPLAIN ANALYZE
         // counts rows before the namespace filter.
@@ -367,37 +378,52 @@ impl Session {
     }
 }
 
-/// `SHOW RETENTION` and `SHOW HOLDS`, as the queries that answer them.
-fn show_table(sql: &str) -> Option<&'static str> {
-    let words: Vec<&str> = sql
-        .trim()
-        .trim_end_matches(';')
-        .split_whitespace()
-        .collect();
-    match words.as_slice() {
-        [show, what] if show.eq_ignore_ascii_case("SHOW") => {
-            if what.eq_ignore_ascii_case("RETENTION") {
-                Some("SELECT * FROM retention_rules ORDER BY rule")
-            } else if what.eq_ignore_ascii_case("HOLDS") {
-                Some("SELECT * FROM retention_holds ORDER BY id")
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
+/// Why a read-only session refuses a statement, and what would run it.
+const READ_ONLY: &str = "this session may only read (SELECT, EXPLAIN, SHOW, DESCRIBE); statements \
+    that write, create tables, read or write files, or change settings need the admin scope";
+
+/// The first statement in `plan` (subqueries included) that changes the store or the
+/// session, by name (`INSERT INTO`, `CREATE EXTERNAL TABLE`, `COPY`, `SET VARIABLE`...).
+fn changing_statement(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    // The walk only stops early; it cannot fail.
+    let _ = plan.apply_with_subqueries(|node| {
+        found = match node {
+            LogicalPlan::Dml(dml) => Some(dml.op.to_string().to_uppercase()),
+            LogicalPlan::Ddl(ddl) => Some(words_of(ddl.name())),
+            LogicalPlan::Copy(_) => Some("COPY".to_string()),
+            LogicalPlan::Statement(statement) => Some(words_of(statement.name())),
+            _ => None,
+        };
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
-/// DataFusion's "DDL not supported: ..." in words that say why.
-fn read_only_message(datafusion: &str) -> String {
-    let what = datafusion
-        .trim_start_matches("Error during planning: ")
-        .split(':')
-        .next()
-        .unwrap_or("this statement")
-        .trim();
-    format!(
-        "{what}: this session may only read (SELECT, EXPLAIN, SHOW, DESCRIBE); statements that \
-         write, create tables, read or write files, or change settings need the admin scope"
-    )
+/// `CreateExternalTable` as `CREATE EXTERNAL TABLE`.
+fn words_of(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_node_names_read_as_statements() {
+        assert_eq!(words_of("CreateExternalTable"), "CREATE EXTERNAL TABLE");
+        assert_eq!(words_of("SetVariable"), "SET VARIABLE");
+        assert_eq!(words_of("Prepare"), "PREPARE");
+    }
 }

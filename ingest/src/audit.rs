@@ -8,9 +8,9 @@
 
 use serde_json::Value;
 
+use crate::PodObservation;
 use crate::k8s_event::parse_time;
-use crate::pods::PodObservation;
-use crate::{Decoded, IngestError, Kind, Result, Rows};
+use crate::{BatchBuilder, Decoded, IngestError, Result, SignalKind};
 
 const POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const NODE_NAME: &str = "authentication.kubernetes.io/node-name";
@@ -28,7 +28,7 @@ pub fn decode_webhook(body: &[u8]) -> Result<Decoded> {
         detail: format!("body is not JSON: {e}"),
     })?;
     let mut out = Decoded::default();
-    let mut rows = Rows::new(Kind::Audit);
+    let mut rows = BatchBuilder::new(SignalKind::Audit);
     for (at, event) in events_of(value, String::new()) {
         add(event, &mut rows, &mut out, &at);
     }
@@ -42,16 +42,16 @@ pub fn decode_webhook(body: &[u8]) -> Result<Decoded> {
             },
         });
     }
-    out.push_rows(rows);
+    out.push_rows(rows)?;
     Ok(out)
 }
 
 /// Decodes an audit log file as the log backend writes it: one JSON event per line (an
 /// `EventList` or an Azure record on a line is accepted too). Bad lines are rejected one by
 /// one, naming the line.
-pub fn decode_lines(text: &[u8]) -> Decoded {
+pub fn decode_lines(text: &[u8]) -> Result<Decoded> {
     let mut out = Decoded::default();
-    let mut rows = Rows::new(Kind::Audit);
+    let mut rows = BatchBuilder::new(SignalKind::Audit);
     for (i, line) in strip_bom(text).split(|b| *b == b'\n').enumerate() {
         let line = line.trim_ascii();
         if line.is_empty() {
@@ -67,8 +67,8 @@ pub fn decode_lines(text: &[u8]) -> Decoded {
             }
         }
     }
-    out.push_rows(rows);
-    out
+    out.push_rows(rows)?;
+    Ok(out)
 }
 
 /// The events a JSON value holds, each with where it was: an `EventList`'s items, an Azure
@@ -120,7 +120,12 @@ fn azure_record(record: &Value) -> std::result::Result<Value, String> {
     }
 }
 
-fn add(event: std::result::Result<Value, String>, rows: &mut Rows, out: &mut Decoded, at: &str) {
+fn add(
+    event: std::result::Result<Value, String>,
+    rows: &mut BatchBuilder,
+    out: &mut Decoded,
+    at: &str,
+) {
     let at = if at.is_empty() {
         String::new()
     } else {
@@ -157,7 +162,7 @@ fn extra<'a>(user: Option<&'a Value>, key: &str) -> Option<&'a str> {
 /// Checks one event and adds its row; on error adds nothing.
 fn event_row(
     event: &Value,
-    rows: &mut Rows,
+    rows: &mut BatchBuilder,
     pods: &mut Vec<PodObservation>,
 ) -> std::result::Result<(), String> {
     if !event.is_object() {
@@ -312,7 +317,7 @@ fn event_row(
         && let Some(obs) = [response_object, request_object]
             .into_iter()
             .flatten()
-            .find_map(|o| PodObservation::from_pod_object(ts, o, "audit"))
+            .find_map(|o| crate::pods::from_pod_object(ts, o, "audit"))
     {
         pods.push(obs);
     }

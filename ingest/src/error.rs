@@ -17,6 +17,9 @@ pub enum IngestError {
     },
     #[error("invalid audit event{at}: {detail}")]
     Audit { at: String, detail: String },
+    /// Decoded rows that do not fit their kind's schema.
+    #[error("decoded rows: {0}")]
+    Rows(#[from] vigil_model::ModelError),
 }
 
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;

@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use crate::pods::PodObservation;
-use crate::rows::Rows;
+use crate::BatchBuilder;
+use crate::PodObservation;
 
 /// The fields of one Kubernetes event.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,7 +102,7 @@ impl K8sEvent {
     }
 
     /// Appends the event's columns to the current row (the caller has set the common ones).
-    pub fn set_columns(&self, rows: &mut Rows) {
+    pub fn set_columns(&self, rows: &mut BatchBuilder) {
         rows.str("reason", Some(&self.reason));
         rows.str("event_type", self.event_type.as_deref());
         rows.str("message", self.message.as_deref());

@@ -20,44 +20,11 @@ pub mod error;
 pub mod k8s_event;
 pub mod otlp;
 pub mod pods;
-pub mod rows;
 
 use arrow::array::RecordBatch;
 
 pub use error::{IngestError, Result};
-pub use pods::PodObservation;
-pub use rows::Rows;
-
-/// The signal kinds, named as the store names them (`metric`, `log`, `span`, `audit`,
-/// `event`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Metric,
-    Log,
-    Span,
-    Audit,
-    Event,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Metric,
-        Kind::Log,
-        Kind::Span,
-        Kind::Audit,
-        Kind::Event,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Metric => "metric",
-            Kind::Log => "log",
-            Kind::Span => "span",
-            Kind::Audit => "audit",
-            Kind::Event => "event",
-        }
-    }
-}
+pub use vigil_model::{BatchBuilder, PodObservation, SignalKind};
 
 /// How many messages [`Decoded::errors`] keeps; the counts stay exact.
 pub const MAX_ERRORS: usize = 10;
@@ -66,7 +33,7 @@ pub const MAX_ERRORS: usize = 10;
 #[derive(Debug, Default)]
 pub struct Decoded {
     /// At most one batch per kind.
-    pub batches: Vec<(Kind, RecordBatch)>,
+    pub batches: Vec<(SignalKind, RecordBatch)>,
     /// What the records said about pods, in input order.
     pub pods: Vec<PodObservation>,
     /// Records (data points, log records, spans, audit events) turned into rows.
@@ -86,12 +53,16 @@ impl Decoded {
         }
     }
 
-    /// Adds the finished rows of a builder.
-    pub fn push_rows(&mut self, rows: Rows) {
-        let kind = rows.kind();
-        if let Some(batch) = rows.finish() {
-            self.batches.push((kind, batch));
+    /// Adds the finished rows of a builder, if it has any. Decoders set only columns of the
+    /// builder's kind and reject records without a required value, so a refusal here is a
+    /// decoder's mistake, reported as a request that cannot be decoded.
+    pub fn push_rows(&mut self, mut rows: BatchBuilder) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
         }
+        let kind = rows.kind();
+        self.batches.push((kind, rows.finish()?));
+        Ok(())
     }
 
     /// Rows of all kinds.

@@ -5,7 +5,7 @@
 //! The filter is DataFusion's [`DynamicFilterPhysicalExpr`]: created while planning, pushed
 //! to the scan by the filter-pushdown optimizer, published once the keys are known and
 //! marked complete in every case, so a scan never waits on it. The joins here execute the
-//! filtered side only after publishing (see [`crate::run_merge::merge_partitions`]).
+//! filtered side only after publishing (see [`crate::partition_merge::merge_partitions`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -10,10 +10,41 @@ pub enum QueryError {
     #[error("invalid SQL session setting `{setting}`: {problem}")]
     InvalidSetting { setting: String, problem: String },
 
-    /// SQL that cannot be parsed, with what is wrong.
-    #[error("SQL syntax error: {0}")]
-    Syntax(String),
+    /// SQL that cannot be parsed, with what is wrong and, where known, where: the 1-based
+    /// line and column.
+    #[error("SQL syntax error: {message}")]
+    Syntax {
+        message: String,
+        location: Option<(u64, u64)>,
+    },
 
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl QueryError {
+    /// A syntax error without a position.
+    pub fn syntax(message: impl Into<String>) -> QueryError {
+        QueryError::Syntax {
+            message: message.into(),
+            location: None,
+        }
+    }
+
+    /// Where in the SQL text the problem is (1-based line and column), where known: from the
+    /// tokenizer's location or the span of a DataFusion diagnostic.
+    pub fn location(&self) -> Option<(u64, u64)> {
+        match self {
+            QueryError::Syntax { location, .. } => *location,
+            QueryError::DataFusion(e) => location_of(e),
+            QueryError::InvalidSetting { .. } => None,
+        }
+    }
+}
+
+/// The start of a DataFusion error's diagnostic span, if it has one.
+pub fn location_of(e: &datafusion::error::DataFusionError) -> Option<(u64, u64)> {
+    e.diagnostic()
+        .and_then(|d| d.span)
+        .map(|span| (span.start.line, span.start.column))
 }

@@ -117,7 +117,7 @@ fn import_audit_log(db: &Db, kind: SignalKind, path: &Path) -> Result<vigil::Wri
         bail!("--format k8s-audit needs --kind audit, not {kind}");
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let decoded = vigil_ingest::audit::decode_lines(&bytes);
+    let decoded = vigil_ingest::audit::decode_lines(&bytes)?;
     if decoded.rejected > 0 {
         bail!("{}", decoded.error_message());
     }
@@ -126,12 +126,7 @@ fn import_audit_log(db: &Db, kind: SignalKind, path: &Path) -> Result<vigil::Wri
         bail!("no audit events in the file");
     }
     let receipt = db.write_all(kind, &batches)?;
-    let pods: Vec<_> = decoded
-        .pods
-        .into_iter()
-        .map(crate::serve::pipeline::to_store_observation)
-        .collect();
-    db.observe_pods(&pods)?;
+    db.observe_pods(&decoded.pods)?;
     Ok(receipt)
 }
 
@@ -353,4 +348,72 @@ fn read_ndjson(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
         out.push(batch.context("reading NDJSON")?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vigil::WriteLog;
+
+    use super::*;
+
+    #[test]
+    fn each_imported_file_is_one_observed_write_and_a_bad_file_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::test_support::quiet_db(&dir.path().join("store"));
+        let log = Arc::new(WriteLog::default());
+        db.observe_writes(Arc::clone(&log) as _);
+
+        let metrics = dir.path().join("metrics.ndjson");
+        std::fs::write(
+            &metrics,
+            "{\"ts\":\"2026-01-01T00:00:00Z\",\"pod\":\"a\",\"name\":\"cpu\",\"value\":1.5}\n\
+             {\"ts\":\"2026-01-01T00:00:10Z\",\"pod\":\"a\",\"name\":\"cpu\",\"value\":2.5}\n",
+        )
+        .expect("write");
+        let broken = dir.path().join("broken.ndjson");
+        std::fs::write(
+            &broken,
+            "{\"ts\":\"2026-01-01T00:00:00Z\",\"name\":\"cpu\"}\n",
+        )
+        .expect("write");
+        let report = import_files(
+            &db,
+            SignalKind::Metric,
+            FileFormat::Auto,
+            &[metrics, broken],
+        );
+        assert_eq!(
+            (report.files_ok, report.rows),
+            (1, 2),
+            "{:?}",
+            report.failures
+        );
+        let audit = dir.path().join("audit.log");
+        std::fs::write(
+            &audit,
+            "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\
+             \"auditID\":\"1\",\"stage\":\"ResponseComplete\",\"verb\":\"get\",\
+             \"requestURI\":\"/api/v1/namespaces/shop/secrets/db\",\
+             \"user\":{\"username\":\"system:serviceaccount:shop:web\"},\
+             \"objectRef\":{\"resource\":\"secrets\",\"namespace\":\"shop\",\"name\":\"db\"},\
+             \"responseStatus\":{\"code\":200},\
+             \"requestReceivedTimestamp\":\"2026-01-01T00:00:00.000000Z\",\
+             \"stageTimestamp\":\"2026-01-01T00:00:00.001000Z\"}\n",
+        )
+        .expect("write");
+        let report = import_files(&db, SignalKind::Audit, FileFormat::K8sAudit, &[audit]);
+        assert_eq!(
+            (report.files_ok, report.rows),
+            (1, 1),
+            "{:?}",
+            report.failures
+        );
+
+        let writes = log.writes();
+        let seen: Vec<(SignalKind, usize)> = writes.iter().map(|w| (w.kind, w.rows)).collect();
+        assert_eq!(seen, [(SignalKind::Metric, 2), (SignalKind::Audit, 1)]);
+        assert!(writes.iter().all(|w| w.canonical));
+    }
 }

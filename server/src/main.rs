@@ -6,6 +6,8 @@ mod generate;
 mod import;
 mod output;
 mod serve;
+#[cfg(test)]
+mod test_support;
 
 use std::process::ExitCode;
 

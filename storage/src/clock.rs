@@ -19,7 +19,7 @@ impl Clock for SystemClock {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
+        vigil_model::time::nanos(now)
     }
 }
 
@@ -41,10 +41,8 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        self.now.fetch_add(
-            i64::try_from(by.as_nanos()).unwrap_or(i64::MAX),
-            Ordering::SeqCst,
-        );
+        self.now
+            .fetch_add(vigil_model::time::nanos(by), Ordering::SeqCst);
     }
 }
 

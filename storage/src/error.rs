@@ -1,6 +1,6 @@
 //! The one error type of `vigil-storage`.
 //!
-//! Variants say whose problem it is: the caller's input (`InvalidBatch`, `UnknownKind`),
+//! Variants say whose problem it is: the caller's input (`InvalidBatch`, `InvalidPolicy`, `InvalidHold`),
 //! something retryable (`ShuttingDown`), damage on disk (`Corrupted`), or the environment
 //! (`Io`, `RocksDb`, `Parquet`, `Arrow`).
 
@@ -19,10 +19,6 @@ pub enum StorageError {
         column: String,
         problem: String,
     },
-
-    /// A signal kind name that is not one of `metric`, `log`, `span`, `audit`, `event`.
-    #[error("unknown signal kind `{0}`: expected one of metric, log, span, audit, event")]
-    UnknownKind(String),
 
     /// Bytes on disk that do not decode: a torn or truncated file, a bad record.
     #[error("corrupted {}: {what}", file.display())]
@@ -87,13 +83,12 @@ impl StorageError {
         }
     }
 
-    /// True when the caller sent something wrong (a bad batch, an unknown kind), as opposed to
+    /// True when the caller sent something wrong (a bad batch, policy or hold), as opposed to
     /// a failure of the store itself.
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
             StorageError::InvalidBatch { .. }
-                | StorageError::UnknownKind(_)
                 | StorageError::InvalidOption { .. }
                 | StorageError::InvalidPolicy { .. }
                 | StorageError::InvalidHold(_)

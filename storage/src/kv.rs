@@ -19,8 +19,8 @@ use rocksdb::{
     WriteOptions,
 };
 
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
 use crate::pod_history::PodVersion;
 use crate::pods::PodKey;
 use crate::schema::kind_schema;

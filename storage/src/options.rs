@@ -115,6 +115,6 @@ impl StoreOptions {
     }
 
     pub(crate) fn window_ns(&self) -> i64 {
-        i64::try_from(self.segment_window.as_nanos()).unwrap_or(i64::MAX)
+        vigil_model::time::nanos(self.segment_window)
     }
 }

@@ -16,27 +16,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::pods::PodKey;
+pub use vigil_model::PodObservation;
 
-/// What one source said about one pod at `ts_ns`. `None` means "not said", not "empty".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PodObservation {
-    pub ts_ns: i64,
-    pub cluster: Option<String>,
-    pub namespace: Option<String>,
-    pub pod: String,
-    pub uid: Option<String>,
-    pub node: Option<String>,
-    pub pod_ips: Option<Vec<String>>,
-    pub images: Option<Vec<String>>,
-    pub image_ids: Option<Vec<String>>,
-    pub service_account: Option<String>,
-    pub owner_kind: Option<String>,
-    pub owner_name: Option<String>,
-    pub labels: Option<BTreeMap<String, String>>,
-    /// `otlp`, `audit` or `event`.
-    pub source: String,
-}
+use crate::pods::PodKey;
 
 /// The state of one pod over `[valid_from, valid_to)`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -16,8 +16,8 @@ use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::TimestampNanosecondType;
 use roaring::RoaringBitmap;
 
+use crate::SignalKind;
 use crate::error::Result;
-use crate::kind::SignalKind;
 use crate::pods::PodDictionary;
 use crate::schema::{Indexed, column};
 use crate::segment::Segment;

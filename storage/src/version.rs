@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampNanosecondType;
 
-use crate::kind::SignalKind;
+use crate::SignalKind;
 use crate::prune::ScanFilter;
 use crate::schema::{ColumnType, Indexed, columns};
 use crate::segment::Segment;

@@ -10,7 +10,6 @@
 //! ground truth. Batches come in time order, at most [`BATCH_ROWS`] rows each.
 
 mod cluster;
-mod columns;
 mod scenarios;
 mod signals;
 

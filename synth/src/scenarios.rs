@@ -7,10 +7,9 @@
 //! a new namespace, and a human administrator making the sensitive API calls.
 
 use arrow::array::RecordBatch;
-use vigil_storage::SignalKind;
+use vigil_model::{BatchBuilder, SignalKind};
 
 use crate::cluster::Cluster;
-use crate::columns::Columns;
 use crate::signals::resource;
 
 /// Which seed attack a scenario is (or imitates, for a decoy).
@@ -75,10 +74,10 @@ impl Cluster {
         let hot_until = (t0 + 40 * MINUTE).min(end);
         let mut out = Builder {
             cluster: self,
-            events: Columns::new(SignalKind::Event),
-            metrics: Columns::new(SignalKind::Metric),
-            audit: Columns::new(SignalKind::Audit),
-            spans: Columns::new(SignalKind::Span),
+            events: BatchBuilder::new(SignalKind::Event),
+            metrics: BatchBuilder::new(SignalKind::Metric),
+            audit: BatchBuilder::new(SignalKind::Audit),
+            spans: BatchBuilder::new(SignalKind::Span),
             scenarios: vec![],
         };
         let mut used = vec![];
@@ -233,10 +232,10 @@ impl Cluster {
 
 struct Builder<'a> {
     cluster: &'a Cluster,
-    events: Columns,
-    metrics: Columns,
-    audit: Columns,
-    spans: Columns,
+    events: BatchBuilder,
+    metrics: BatchBuilder,
+    audit: BatchBuilder,
+    spans: BatchBuilder,
     scenarios: Vec<Scenario>,
 }
 
@@ -371,8 +370,8 @@ impl Builder<'_> {
             (SignalKind::Audit, &mut self.audit),
             (SignalKind::Span, &mut self.spans),
         ] {
-            if cols.len() > 0 {
-                batches.push((kind, cols.finish()));
+            if !cols.is_empty() {
+                batches.push((kind, cols.finish().expect(crate::signals::GENERATED)));
             }
         }
         Injected {

@@ -2,11 +2,13 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vigil_storage::SignalKind;
+use vigil_model::{BatchBuilder, SignalKind};
 
 use crate::BATCH_ROWS;
 use crate::cluster::Cluster;
-use crate::columns::Columns;
+
+/// Generators set only columns of their kind, and every required one.
+pub(crate) const GENERATED: &str = "generated columns fit the kind's schema";
 
 const MINUTE: i64 = 60_000_000_000;
 
@@ -92,7 +94,7 @@ pub struct Metrics<'a> {
     step: usize,
     next_series: usize,
     rng: StdRng,
-    cols: Columns,
+    cols: BatchBuilder,
 }
 
 impl Cluster {
@@ -260,7 +262,7 @@ impl Cluster {
             step: 0,
             next_series: 0,
             rng,
-            cols: Columns::new(SignalKind::Metric),
+            cols: BatchBuilder::new(SignalKind::Metric),
         }
     }
 
@@ -329,11 +331,11 @@ impl Iterator for Metrics<'_> {
                 self.step += 1;
             }
         }
-        (self.cols.len() > 0).then(|| self.cols.finish())
+        (!self.cols.is_empty()).then(|| self.cols.finish().expect(GENERATED))
     }
 }
 
-type Fill = fn(&Cluster, i64, &mut StdRng, &mut Columns);
+type Fill = fn(&Cluster, i64, &mut StdRng, &mut BatchBuilder);
 
 /// Rows generated minute by minute for every pod.
 struct PerMinute<'a> {
@@ -341,7 +343,7 @@ struct PerMinute<'a> {
     minute: i64,
     fill: Fill,
     rng: StdRng,
-    cols: Columns,
+    cols: BatchBuilder,
 }
 
 impl<'a> PerMinute<'a> {
@@ -351,7 +353,7 @@ impl<'a> PerMinute<'a> {
             minute: 0,
             fill,
             rng: StdRng::seed_from_u64(cluster.spec.seed ^ u64::from(kind.code()) << 32),
-            cols: Columns::new(kind),
+            cols: BatchBuilder::new(kind),
         }
     }
 }
@@ -369,11 +371,11 @@ impl Iterator for PerMinute<'_> {
             (self.fill)(self.cluster, start, &mut self.rng, &mut self.cols);
             self.minute += 1;
         }
-        (self.cols.len() > 0).then(|| self.cols.finish())
+        (!self.cols.is_empty()).then(|| self.cols.finish().expect(GENERATED))
     }
 }
 
-pub(crate) fn resource(c: &mut Columns, cluster: &Cluster, pod: usize) {
+pub(crate) fn resource(c: &mut BatchBuilder, cluster: &Cluster, pod: usize) {
     let p = &cluster.pods[pod];
     c.str("cluster", Some(&cluster.spec.cluster));
     c.str("namespace", Some(&p.namespace));
@@ -388,7 +390,7 @@ fn hex(rng: &mut StdRng, digits: usize) -> String {
         .collect()
 }
 
-fn fill_logs(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
+fn fill_logs(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut BatchBuilder) {
     const LINES: &[(&str, i32, &str)] = &[
         ("INFO", 9, "request completed status=200 duration_ms=12"),
         ("INFO", 9, "GET /healthz 200"),
@@ -419,7 +421,7 @@ fn fill_logs(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) 
     }
 }
 
-fn fill_spans(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
+fn fill_spans(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut BatchBuilder) {
     let n = cluster.pods.len();
     for pod in 0..n {
         for _ in 0..cluster.spec.requests_per_pod_minute {
@@ -462,7 +464,7 @@ fn fill_spans(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns)
     }
 }
 
-fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
+fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut BatchBuilder) {
     // `audit_per_pod_hour` calls an hour: every minute, `rate / 60` calls for sure and one
     // more with probability `(rate % 60) / 60` (one draw per pod and minute, as below 60).
     let (whole, part) = (
@@ -494,7 +496,7 @@ fn fill_audit(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns)
 }
 
 /// One API call of a pod's service account within `minute`.
-fn audit_call(cluster: &Cluster, pod: usize, minute: i64, rng: &mut StdRng, c: &mut Columns) {
+fn audit_call(cluster: &Cluster, pod: usize, minute: i64, rng: &mut StdRng, c: &mut BatchBuilder) {
     const CALLS: &[(&str, &str)] = &[
         ("get", "configmaps"),
         ("list", "pods"),
@@ -523,7 +525,7 @@ fn audit_call(cluster: &Cluster, pod: usize, minute: i64, rng: &mut StdRng, c: &
     c.str("decision", Some("allow"));
 }
 
-fn fill_events(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut Columns) {
+fn fill_events(cluster: &Cluster, minute: i64, rng: &mut StdRng, c: &mut BatchBuilder) {
     // Every pod starts during the first minutes; later, an occasional probe failure.
     let first = minute == cluster.spec.start_ns;
     for pod in 0..cluster.pods.len() {

@@ -163,7 +163,7 @@ fn a_damaged_segment_fails_verification_and_queries_without_panicking() {
     }
     std::fs::write(&file, &bytes).expect("damage");
     let db = open(dir.path());
-    let e = db.store().verify().unwrap_err();
+    let e = db.verify().unwrap_err();
     assert!(e.to_string().contains("CRC-32"), "{e}");
     // Reading may fail or not, depending on what was hit; it must not panic.
     let rt = runtime();
@@ -239,7 +239,7 @@ fn a_torn_wal_tail_loses_a_suffix_of_the_writes_and_nothing_else() {
         "lost more than the torn tail: {present:?}"
     );
     assert_eq!(present[..], ids[..present.len()]);
-    db.store().verify().expect("segments match the manifest");
+    db.verify().expect("segments match the manifest");
 }
 
 #[test]

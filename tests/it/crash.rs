@@ -1,8 +1,8 @@
 //! Crash consistency: a child process writes in `sync` mode with flushes and compactions
 //! running, and is killed with SIGKILL at random moments, or aborted at named crash points
-//! inside the flush, compaction and commit protocols. After every crash the store is
-//! reopened and every acknowledged batch must be there exactly once, and no batch may be
-//! there in part.
+//! inside the flush, compaction and commit protocols and at every step of the manifest edit.
+//! After every crash the store is reopened and every acknowledged batch must be there exactly
+//! once, and no batch may be there in part.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -31,6 +31,13 @@ const CRASH_POINTS: &[&str] = &[
     "compaction::after_manifest=return",
     "commit::before_write=20*off->return",
     "commit::after_write=20*off->return",
+    // The steps of the manifest edit protocol every flush and compaction follows.
+    "edit::after_reserve=return",
+    "edit::before_commit=return",
+    "edit::after_commit=return",
+    "edit::after_publish=return",
+    "edit::after_reserve=3*off->return",
+    "edit::after_commit=3*off->return",
 ];
 
 struct Round {
@@ -127,8 +134,7 @@ fn batches_in_store(dir: &std::path::Path) -> BTreeMap<u64, i64> {
             out.insert(values.value(i) as u64, counts.value(i));
         }
     }
-    db.store()
-        .verify()
+    db.verify()
         .expect("every segment matches its manifest entry");
     db.close().expect("close");
     out

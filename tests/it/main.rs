@@ -5,6 +5,7 @@ mod architecture;
 mod bad_input;
 mod crash;
 mod duckdb_asof;
+mod observer;
 mod pruning;
 mod retention;
 mod slt;

@@ -74,11 +74,7 @@ fn pruning_skips_segments_and_row_groups_without_changing_answers() {
     let hot_answers: Vec<String> = QUERIES.iter().map(|q| query(&db, q)).collect();
 
     db.flush().expect("flush");
-    assert_eq!(
-        db.store().version().segments.len(),
-        3,
-        "one segment per hour window"
-    );
+    assert_eq!(db.stats().segments, 3, "one segment per hour window");
     let cold_answers: Vec<String> = QUERIES.iter().map(|q| query(&db, q)).collect();
     assert_eq!(hot_answers, cold_answers);
 
@@ -101,7 +97,7 @@ fn pruning_skips_segments_and_row_groups_without_changing_answers() {
     db.write(SignalKind::Metric, &hour(0)).expect("write again");
     db.flush().expect("flush");
     db.compact().expect("compact");
-    assert_eq!(db.store().version().segments.len(), 3);
+    assert_eq!(db.stats().segments, 3);
     let doubled = query(
         &db,
         "SELECT count(*) FROM metrics WHERE ts < TIMESTAMP '2023-11-14T23:00:00Z'",

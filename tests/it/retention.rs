@@ -276,13 +276,7 @@ fn a_pass_keeps_deletes_and_downsamples_as_the_most_specific_rule_says() {
         bytes_after < bytes_before * 17 / 20,
         "segments took {bytes_before} bytes before and {bytes_after} after: {report:?}"
     );
-    let live: u64 = db
-        .store()
-        .version()
-        .segments
-        .iter()
-        .map(|s| s.meta().file_size)
-        .sum();
+    let live = db.stats().segment_bytes;
     assert_eq!(bytes_after, live, "no file outside the manifest is left");
 
     // The rules and holds are queryable.
@@ -473,6 +467,10 @@ fn a_pass_killed_anywhere_loses_nothing_kept_and_brings_nothing_back() {
         (Some("retention::before_manifest=3*off->return"), None),
         (Some("retention::after_manifest=20*off->return"), None),
         (Some("segment::before_fsync=40*off->return"), None),
+        // The steps of the manifest edit protocol every replacement follows.
+        (Some("edit::after_reserve=2*off->return"), None),
+        (Some("edit::before_commit=2*off->return"), None),
+        (Some("edit::after_publish=4*off->return"), None),
         (
             Some("retention::after_manifest=sleep(20)"),
             Some(Duration::from_millis(700)),
@@ -486,16 +484,8 @@ fn a_pass_killed_anywhere_loses_nothing_kept_and_brings_nothing_back() {
     for (failpoint, kill_after) in rounds {
         run_child(&dir, failpoint, kill_after);
         let db = Db::open_with(&dir, plain()).expect("the store reopens after a crash");
-        db.store()
-            .verify()
-            .expect("every segment matches the manifest");
-        let live: u64 = db
-            .store()
-            .version()
-            .segments
-            .iter()
-            .map(|s| s.meta().file_size)
-            .sum();
+        db.verify().expect("every segment matches the manifest");
+        let live = db.stats().segment_bytes;
         assert_eq!(
             dir_bytes(&dir.join("segments")),
             live,

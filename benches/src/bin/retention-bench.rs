@@ -240,7 +240,7 @@ fn pass(args: &PassArgs) -> Result<()> {
     }
     let dir = work.as_path();
     let db = open(dir, now, &rules)?;
-    let rows_before = db.store().version().segment_rows();
+    let rows_before = db.stats().segment_rows;
     let segments = dir.join("segments");
     let bytes_before = dir_bytes(&segments)?;
     let dry = db.retention_dry_run()?;
@@ -355,8 +355,8 @@ fn query(dir: &Path, pods: usize, days: i64, runs: usize) -> Result<()> {
                 .zip(&answers[0])
                 .all(|(x, y)| x.0 == y.0 && (x.1 - y.1).abs() <= 1e-9 * y.1.abs().max(1.0))
     });
-    let rows_raw = raw.store().version().segment_rows();
-    let rows_rolled = rolled.store().version().segment_rows();
+    let rows_raw = raw.stats().segment_rows;
+    let rows_rolled = rolled.stats().segment_rows;
     let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
     for (i, (name, _, _)) in cases.iter().enumerate() {
         println!(

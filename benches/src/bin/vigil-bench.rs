@@ -241,7 +241,7 @@ fn build(
     db.flush()?;
     while db.compact()?.outputs > 0 {}
     let total = start.elapsed();
-    let segments = db.store().version().segments.len();
+    let segments = db.stats().segments;
     println!(
         r#"{{"bench":"build","rows":{rows},"ingest_s":{:.1},"ingest_flush_compact_s":{:.1},"segments":{segments},"segment_bytes":{},"store_bytes":{}}}"#,
         ingest.as_secs_f64(),
@@ -461,7 +461,7 @@ fn build_temporal(
     println!(
         r#"{{"bench":"temporal-build","rows":{rows},"build_s":{:.1},"segments":{},"segment_bytes":{}}}"#,
         start.elapsed().as_secs_f64(),
-        db.store().version().segments.len(),
+        db.stats().segments,
         segment_bytes(dir)?
     );
     db.close()?;

@@ -14,7 +14,7 @@ use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use vigil_storage::schema::string_map_type;
+use vigil_model::schema::string_map_type;
 
 /// `vigil_attributes_key(map)`: the map's canonical text, NULL for NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]

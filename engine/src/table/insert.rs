@@ -1,5 +1,5 @@
-//! `INSERT INTO <kind table>`: rows go through the same validated, durable write path as
-//! [`vigil_storage::Store::write_all`], in one atomic write per statement.
+//! `INSERT INTO <kind table>`: rows go through the engine's one write path
+//! ([`crate::WritePath`]: validated, durable, observed), in one atomic write per statement.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,19 +12,22 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::TryStreamExt;
-use vigil_storage::schema::kind_schema;
-use vigil_storage::{SignalKind, Store};
+use vigil_model::schema::kind_schema;
+use vigil_storage::SignalKind;
+
+use crate::error::EngineError;
+use crate::write::WritePath;
 
 /// Writes an `INSERT`'s rows into the store.
 #[derive(Debug)]
 pub struct StoreSink {
     kind: SignalKind,
     schema: SchemaRef,
-    store: Arc<Store>,
+    writes: Arc<WritePath>,
 }
 
 impl StoreSink {
-    pub fn new(kind: SignalKind, store: Arc<Store>) -> Self {
+    pub fn new(kind: SignalKind, writes: Arc<WritePath>) -> Self {
         StoreSink {
             kind,
             // Nullable everywhere, so that a missing required value reaches the store's
@@ -36,7 +39,7 @@ impl StoreSink {
                     .map(|f| f.as_ref().clone().with_nullable(true))
                     .collect::<Vec<_>>(),
             )),
-            store,
+            writes,
         }
     }
 }
@@ -59,12 +62,16 @@ impl DataSink for StoreSink {
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let batches: Vec<_> = data.try_collect().await?;
-        let store = Arc::clone(&self.store);
+        let writes = Arc::clone(&self.writes);
         let kind = self.kind;
-        let receipt = tokio::task::spawn_blocking(move || store.write_all(kind, &batches))
+        let receipt = tokio::task::spawn_blocking(move || writes.write_all(kind, &batches))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            .map_err(|e| match e {
+                // The store's own error, so that callers can tell a bad row from a failure.
+                EngineError::Storage(storage) => DataFusionError::External(Box::new(storage)),
+                other => DataFusionError::External(Box::new(other)),
+            })?;
         Ok(receipt.rows as u64)
     }
 }

@@ -11,12 +11,13 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use vigil_storage::schema::kind_schema;
+use vigil_model::schema::kind_schema;
 use vigil_storage::{SignalKind, Store, Version};
 
 use crate::table::insert::StoreSink;
 use crate::table::scan::{is_exact_filter, scan_kind, string_columns};
 use crate::table::{ScanSummary, VigilScanExec, Visibility, scan_filter};
+use crate::write::WritePath;
 
 /// The table of one signal kind (`metrics`, `logs`, `spans`, `audit`, `events`).
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct KindTable {
     visibility: Visibility,
     /// Reads this version instead of the store's current one.
     pinned: Option<Version>,
+    /// Where `INSERT` writes; `None`: the table refuses inserts.
+    writes: Option<Arc<WritePath>>,
 }
 
 impl KindTable {
@@ -35,7 +38,14 @@ impl KindTable {
             store,
             visibility: Visibility::all(),
             pinned: None,
+            writes: None,
         }
+    }
+
+    /// The same table accepting `INSERT`, through the engine's write path.
+    pub fn with_writes(mut self, writes: Arc<WritePath>) -> Self {
+        self.writes = Some(writes);
+        self
     }
 
     /// The same table reading `version` whenever it is scanned (so two tables pinned to one
@@ -130,7 +140,10 @@ impl TableProvider for KindTable {
                 "a session restricted to some namespaces cannot insert"
             );
         }
-        let sink = StoreSink::new(self.kind, Arc::clone(&self.store));
+        let Some(writes) = &self.writes else {
+            return datafusion::common::plan_err!("{} is read-only here", self.kind.table_name());
+        };
+        let sink = StoreSink::new(self.kind, Arc::clone(writes));
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

@@ -15,7 +15,7 @@ use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use vigil_storage::schema::{string_map_type, ts_type};
+use vigil_model::schema::{string_map_type, ts_type};
 use vigil_storage::{PodVersion, Store};
 
 use crate::table::Visibility;

@@ -13,9 +13,9 @@ use datafusion::common::Result;
 use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use vigil_model::schema::ts_type;
 use vigil_storage::Store;
 use vigil_storage::retention::format_duration;
-use vigil_storage::schema::ts_type;
 
 use crate::table::Visibility;
 

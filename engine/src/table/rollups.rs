@@ -23,23 +23,11 @@ use datafusion::functions::datetime::expr_fn::date_bin;
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
-use vigil_storage::schema::{kind_schema, ts_type};
+use vigil_model::schema::{kind_schema, ts_type};
+use vigil_model::series::SERIES_COLUMNS;
 use vigil_storage::{SignalKind, Store};
 
 use crate::table::{KindTable, Visibility, attributes_key, inexact, scan_filter};
-
-/// The columns naming a series, in the view's order after `ts`.
-const SERIES: &[&str] = &[
-    "cluster",
-    "namespace",
-    "pod",
-    "container",
-    "node",
-    "attributes",
-    "name",
-    "metric_type",
-    "unit",
-];
 
 /// The grouping column standing for `attributes` inside the view's plan.
 const ATTRIBUTES_KEY: &str = "attributes_key";
@@ -49,7 +37,7 @@ pub static ROLLUP_VIEW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let rollups = kind_schema(SignalKind::Rollup);
     // `date_bin` may return NULL as far as the planner knows.
     let mut fields = vec![Field::new("ts", ts_type(), true)];
-    for name in SERIES {
+    for name in SERIES_COLUMNS {
         let f = rollups.field_with_name(name).expect("a rollup column");
         fields.push(f.clone());
     }
@@ -157,7 +145,7 @@ impl TableProvider for RollupView {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // What the filters say about buckets, turned into what they say about source rows:
         // a bucket starts at floor(ts / step) * step.
-        let wanted = scan_filter(filters, SERIES);
+        let wanted = scan_filter(filters, SERIES_COLUMNS);
         let step = step_ns(self.step);
         let mut source_filters: Vec<Expr> = Vec::new();
         if wanted.is_empty_set() {
@@ -184,7 +172,7 @@ impl TableProvider for RollupView {
             };
         // The series columns, with `attributes` grouped as its canonical text.
         let series = || {
-            SERIES.iter().map(|c| match *c {
+            SERIES_COLUMNS.iter().map(|c| match *c {
                 "attributes" => attributes_key::to_key()
                     .call(vec![col("attributes")])
                     .alias(ATTRIBUTES_KEY),
@@ -224,7 +212,7 @@ impl TableProvider for RollupView {
         .build()?;
         let series_cols = || -> Vec<Expr> {
             std::iter::once(col("ts"))
-                .chain(SERIES.iter().map(|c| match *c {
+                .chain(SERIES_COLUMNS.iter().map(|c| match *c {
                     "attributes" => col(ATTRIBUTES_KEY),
                     other => col(other),
                 }))

@@ -28,8 +28,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
+use vigil_model::schema::{ColumnType, columns, kind_schema};
 use vigil_storage::prune::{prune_segments, select_hot};
-use vigil_storage::schema::{ColumnType, columns, kind_schema};
 use vigil_storage::segment::sort::{RowOrder, sort_batch};
 use vigil_storage::{PruneStats, ScanFilter, SegmentScan, SignalKind, Store, Version};
 

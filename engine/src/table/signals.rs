@@ -21,7 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
-use vigil_storage::schema::{KIND_COLUMN, kind_schema, signals_schema};
+use vigil_model::schema::{KIND_COLUMN, kind_schema, signals_schema};
 use vigil_storage::{ScanFilter, SignalKind, Store};
 
 use crate::table::scan::{scan_kind, string_columns};

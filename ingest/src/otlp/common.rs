@@ -4,8 +4,8 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value};
 
-use crate::pods::PodObservation;
-use crate::rows::Rows;
+use crate::BatchBuilder;
+use crate::PodObservation;
 
 /// Resource attributes that become columns rather than map entries.
 const CLUSTER: &str = "k8s.cluster.name";
@@ -156,7 +156,7 @@ impl Origin {
 
     /// Sets the common columns (`cluster` .. `node`) and `attributes` of the current row,
     /// with `extra` attributes appended.
-    pub fn set_columns(&self, rows: &mut Rows, extra: &[(&str, &str)]) {
+    pub fn set_columns(&self, rows: &mut BatchBuilder, extra: &[(&str, &str)]) {
         rows.str("cluster", self.cluster.as_deref());
         rows.str("namespace", self.namespace.as_deref());
         rows.str("pod", self.pod.as_deref());

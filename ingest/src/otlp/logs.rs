@@ -6,13 +6,13 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::common::{Origin, any_value_json, any_value_text, attribute, id_hex, nanos};
 use crate::k8s_event::{K8sEvent, container_of, parse_time};
-use crate::{Decoded, Kind, Rows};
+use crate::{BatchBuilder, Decoded, Result, SignalKind};
 
 /// Decodes an export request; `now_ns` stands in for records with neither time.
-pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Decoded {
+pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Result<Decoded> {
     let mut out = Decoded::default();
-    let mut logs = Rows::new(Kind::Log);
-    let mut events = Rows::new(Kind::Event);
+    let mut logs = BatchBuilder::new(SignalKind::Log);
+    let mut events = BatchBuilder::new(SignalKind::Event);
     for resource_logs in &request.resource_logs {
         let resource = resource_logs.resource.as_ref();
         let origin = Origin::from_resource(resource);
@@ -68,9 +68,9 @@ pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Decoded {
             out.pods.push(obs);
         }
     }
-    out.push_rows(logs);
-    out.push_rows(events);
-    out
+    out.push_rows(logs)?;
+    out.push_rows(events)?;
+    Ok(out)
 }
 
 fn record_time(record: &LogRecord, now_ns: i64) -> Result<i64, String> {
@@ -83,7 +83,12 @@ fn record_time(record: &LogRecord, now_ns: i64) -> Result<i64, String> {
 }
 
 /// Validates first, so a bad record adds no partial row.
-fn log_row(record: &LogRecord, origin: &Origin, ts: i64, rows: &mut Rows) -> Result<(), String> {
+fn log_row(
+    record: &LogRecord,
+    origin: &Origin,
+    ts: i64,
+    rows: &mut BatchBuilder,
+) -> Result<(), String> {
     let trace_id = id_hex(&record.trace_id, 16, "log record trace_id")?;
     let span_id = id_hex(&record.span_id, 8, "log record span_id")?;
     let severity_number = record.severity_number;

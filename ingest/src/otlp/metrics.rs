@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use serde_json::{Value, json};
 
 use super::common::{Origin, attributes_json, id_hex, nanos};
-use crate::{Decoded, Kind, Rows};
+use crate::{BatchBuilder, Decoded, Result, SignalKind};
 
 /// The most buckets a histogram point may have (each becomes a row; OpenTelemetry SDKs
 /// default to 160 for exponential histograms).
@@ -36,7 +36,7 @@ impl Point<'_> {
     /// The `_count`, `_sum`, `_min` and `_max` rows of a histogram point (those it has).
     fn totals(
         &self,
-        rows: &mut Rows,
+        rows: &mut BatchBuilder,
         count: u64,
         sum: Option<f64>,
         min: Option<f64>,
@@ -51,7 +51,7 @@ impl Point<'_> {
     }
 
     /// One row: `suffix` is appended to the metric name, `extra` to the attributes.
-    fn row(&self, rows: &mut Rows, suffix: &str, value: f64, extra: &[(&str, &str)]) {
+    fn row(&self, rows: &mut BatchBuilder, suffix: &str, value: f64, extra: &[(&str, &str)]) {
         rows.row(self.ts);
         let mut attrs: Vec<(&str, &str)> = extra.to_vec();
         if let Some(t) = self.series.temporality {
@@ -109,9 +109,9 @@ fn exemplars_json(exemplars: &[Exemplar]) -> Option<String> {
 }
 
 /// Decodes an export request; `now_ns` stands in for points without a time.
-pub fn decode(request: &ExportMetricsServiceRequest, now_ns: i64) -> Decoded {
+pub fn decode(request: &ExportMetricsServiceRequest, now_ns: i64) -> Result<Decoded> {
     let mut out = Decoded::default();
-    let mut rows = Rows::new(Kind::Metric);
+    let mut rows = BatchBuilder::new(SignalKind::Metric);
     for resource_metrics in &request.resource_metrics {
         let origin = Origin::from_resource(resource_metrics.resource.as_ref());
         if let Err(e) = origin.check_size() {
@@ -136,15 +136,15 @@ pub fn decode(request: &ExportMetricsServiceRequest, now_ns: i64) -> Decoded {
             out.pods.push(obs);
         }
     }
-    out.push_rows(rows);
-    out
+    out.push_rows(rows)?;
+    Ok(out)
 }
 
 fn decode_metric(
     metric: &opentelemetry_proto::tonic::metrics::v1::Metric,
     origin: &Origin,
     now_ns: i64,
-    rows: &mut Rows,
+    rows: &mut BatchBuilder,
     out: &mut Decoded,
     latest: &mut Option<i64>,
 ) {
@@ -337,7 +337,7 @@ fn decode_metric(
 
 fn number_points<'a>(
     points: &'a [opentelemetry_proto::tonic::metrics::v1::NumberDataPoint],
-    rows: &mut Rows,
+    rows: &mut BatchBuilder,
     out: &mut Decoded,
     mut point: impl FnMut(
         u64,

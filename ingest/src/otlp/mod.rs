@@ -49,7 +49,7 @@ pub enum Encoding {
 
 /// Decodes a request body of `signal`; `now_ns` stands in for missing times.
 pub fn decode(signal: Signal, encoding: Encoding, body: &[u8], now_ns: i64) -> Result<Decoded> {
-    Ok(match signal {
+    match signal {
         Signal::Metrics => metrics::decode(
             &parse::<ExportMetricsServiceRequest>(signal, encoding, body)?,
             now_ns,
@@ -62,7 +62,7 @@ pub fn decode(signal: Signal, encoding: Encoding, body: &[u8], now_ns: i64) -> R
             &parse::<ExportTraceServiceRequest>(signal, encoding, body)?,
             now_ns,
         ),
-    })
+    }
 }
 
 fn parse<T: Message + Default + serde::de::DeserializeOwned>(

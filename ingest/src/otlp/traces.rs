@@ -6,12 +6,12 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
 use super::common::{Origin, any_value_text, attribute, attributes_json, id_hex, nanos};
-use crate::{Decoded, Kind, Rows};
+use crate::{BatchBuilder, Decoded, Result, SignalKind};
 
 /// Decodes an export request; `now_ns` stands in for spans without a start time.
-pub fn decode(request: &ExportTraceServiceRequest, now_ns: i64) -> Decoded {
+pub fn decode(request: &ExportTraceServiceRequest, now_ns: i64) -> Result<Decoded> {
     let mut out = Decoded::default();
-    let mut rows = Rows::new(Kind::Span);
+    let mut rows = BatchBuilder::new(SignalKind::Span);
     for resource_spans in &request.resource_spans {
         let origin = Origin::from_resource(resource_spans.resource.as_ref());
         if let Err(e) = origin.check_size() {
@@ -36,8 +36,8 @@ pub fn decode(request: &ExportTraceServiceRequest, now_ns: i64) -> Decoded {
             out.pods.push(obs);
         }
     }
-    out.push_rows(rows);
-    out
+    out.push_rows(rows)?;
+    Ok(out)
 }
 
 fn span_kind(code: i32) -> Result<Option<&'static str>, String> {
@@ -62,7 +62,12 @@ fn status_code(code: i32) -> Result<&'static str, String> {
 }
 
 /// Validates the whole span before adding its row; returns its start.
-fn span_row(span: &Span, origin: &Origin, now_ns: i64, rows: &mut Rows) -> Result<i64, String> {
+fn span_row(
+    span: &Span,
+    origin: &Origin,
+    now_ns: i64,
+    rows: &mut BatchBuilder,
+) -> Result<i64, String> {
     let name = &span.name;
     let at = |e: String| format!("span {name:?}: {e}");
     let trace_id = id_hex(&span.trace_id, 16, "trace_id")

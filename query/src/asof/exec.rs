@@ -1,8 +1,9 @@
-//! `AsofJoinExec`: an ASOF join as one streaming merge of two inputs sorted by (keys, time).
+//! `AsofJoinExec`: an ASOF join as one streaming pass over two inputs sorted by (keys, time)
+//! (a sorted join, built on [`crate::sorted_join`]).
 //!
 //! Both inputs arrive sorted by their equality keys and then their time (DataFusion adds a
-//! merge or a sort only where an input is not already in that order; vigil's tables are, by
-//! pod). A cursor walks the right input once; each left row takes the closest right row of its
+//! sort only where an input is not already in that order; vigil's tables are, by pod, and
+//! their sorted partitions are combined by [`crate::partition_merge`]). A cursor walks the right input once; each left row takes the closest right row of its
 //! key that satisfies the inequality. Memory is the current left batch plus the right batches
 //! between the oldest candidate and the cursor, capped by flushing output early.
 
@@ -30,8 +31,8 @@ use datafusion::physical_plan::{
 };
 
 use crate::asof::node::AsofOp;
-use crate::merge::{
-    BatchJoiner, KeyMemo, KeyedBatch, LeftKeys, MergeInputs, Pending, RightCursor, RowRef,
+use crate::sorted_join::{
+    BatchJoiner, JoinInputs, KeyMemo, KeyedBatch, LeftKeys, Pending, RightCursor, RowRef,
     concat_parts, joined_stream,
 };
 
@@ -41,7 +42,7 @@ const MAX_RETAINED_BATCHES: usize = 16;
 /// The physical ASOF join.
 #[derive(Debug)]
 pub struct AsofJoinExec {
-    inputs: MergeInputs,
+    inputs: JoinInputs,
     op: AsofOp,
     nearest: bool,
     /// On the scale of [`crate::time::time_values`].
@@ -58,7 +59,7 @@ pub struct AsofJoinExec {
 
 impl AsofJoinExec {
     pub fn try_new(
-        inputs: MergeInputs,
+        inputs: JoinInputs,
         op: AsofOp,
         nearest: bool,
         tolerance: Option<i64>,
@@ -88,7 +89,7 @@ impl AsofJoinExec {
     }
 
     /// The same join over other inputs, keeping its projection.
-    fn with_inputs(&self, inputs: MergeInputs) -> Result<Self> {
+    fn with_inputs(&self, inputs: JoinInputs) -> Result<Self> {
         let join = AsofJoinExec::try_new(
             inputs,
             self.op,
@@ -173,7 +174,7 @@ impl ExecutionPlan for AsofJoinExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        MergeInputs::distribution()
+        JoinInputs::distribution()
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
@@ -214,7 +215,7 @@ impl ExecutionPlan for AsofJoinExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let (left, left_keys, right) = self.inputs.open(partition, context)?;
-        let merger = Merger {
+        let joiner = AsofJoiner {
             left_keys,
             right,
             op: self.op,
@@ -228,7 +229,7 @@ impl ExecutionPlan for AsofJoinExec {
             memo: KeyMemo::default(),
         };
         let metrics = BaselineMetrics::new(&self.metrics, partition);
-        Ok(joined_stream(self.schema(), left, merger, metrics))
+        Ok(joined_stream(self.schema(), left, joiner, metrics))
     }
 
     fn gather_filters_for_pushdown(
@@ -267,7 +268,7 @@ impl ExecutionPlan for AsofJoinExec {
     }
 }
 
-struct Merger {
+struct AsofJoiner {
     left_keys: LeftKeys,
     right: RightCursor,
     op: AsofOp,
@@ -283,7 +284,7 @@ struct Merger {
     memo: KeyMemo,
 }
 
-impl BatchJoiner for Merger {
+impl BatchJoiner for AsofJoiner {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         let left = self.left_keys.keyed(batch)?;
         self.memo.reset();
@@ -312,7 +313,7 @@ impl BatchJoiner for Merger {
     }
 }
 
-impl Merger {
+impl AsofJoiner {
     /// The right row matching left row `i`, advancing the cursor.
     async fn find(
         &mut self,
@@ -412,7 +413,7 @@ impl Merger {
     /// The fast path of a backward join (`>=`, `>`, without NEAREST): matches left rows from
     /// `i` on, of one run of equal keys, against the run of the same keys under the right
     /// cursor, comparing times only. Returns the first left row it did not match, or `None`
-    /// when it matched none and [`Merger::find`] must (keys differ, a row is unusable, or the
+    /// when it matched none and [`AsofJoiner::find`] must (keys differ, a row is unusable, or the
     /// right run may go on in a batch not loaded yet).
     fn match_run(&mut self, left: &KeyedBatch, i: usize) -> Option<usize> {
         if !self.op.looks_back() || self.nearest {

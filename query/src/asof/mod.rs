@@ -2,7 +2,7 @@
 //!
 //! Spellings, semantics and options are documented in `docs/sql.md`. [`plan`] turns the
 //! parsed join into an [`AsofJoinNode`]; [`AsofExtensionPlanner`] turns that into an
-//! [`AsofJoinExec`], a single streaming merge over inputs sorted by (keys, time).
+//! [`AsofJoinExec`], a single streaming pass over inputs sorted by (keys, time).
 
 pub mod exec;
 pub mod node;
@@ -21,7 +21,7 @@ use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 pub use exec::AsofJoinExec;
 pub use node::{AsofJoinNode, AsofOp, AsofOptions};
 
-use crate::merge::MergeInputs;
+use crate::sorted_join::JoinInputs;
 use crate::time;
 
 /// Plans [`AsofJoinNode`]s as [`AsofJoinExec`]s.
@@ -75,7 +75,7 @@ impl ExtensionPlanner for AsofExtensionPlanner {
             .as_ref()
             .map(|t| time::duration_value(t, &time_type, "ASOF TOLERANCE"))
             .transpose()?;
-        let inputs = MergeInputs {
+        let inputs = JoinInputs {
             left: Arc::clone(left),
             right: Arc::clone(right),
             on,

@@ -1,4 +1,5 @@
-//! `BandJoinExec`: an inner equi-join with a time band, as one streaming merge.
+//! `BandJoinExec`: an inner equi-join with a time band, as one streaming pass over inputs
+//! sorted by (keys, time) (a sorted join, built on [`crate::sorted_join`]).
 //!
 //! Both inputs arrive sorted by (keys, time). For each left row, the right rows of its key
 //! whose time lies in `[t + low, t + high]` sit in a sliding window: rows enter as the cursor
@@ -26,8 +27,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
 };
 
-use crate::merge::{
-    BatchJoiner, KeyMemo, LeftKeys, MergeInputs, Pending, RightCursor, RowRef, concat_parts,
+use crate::sorted_join::{
+    BatchJoiner, JoinInputs, KeyMemo, LeftKeys, Pending, RightCursor, RowRef, concat_parts,
     joined_stream,
 };
 
@@ -66,7 +67,7 @@ impl BandBounds {
 /// The physical band join.
 #[derive(Debug)]
 pub struct BandJoinExec {
-    inputs: MergeInputs,
+    inputs: JoinInputs,
     bounds: BandBounds,
     /// The join's whole filter, applied to every candidate pair (the band included).
     filter: JoinFilter,
@@ -76,7 +77,7 @@ pub struct BandJoinExec {
 }
 
 impl BandJoinExec {
-    pub fn new(inputs: MergeInputs, bounds: BandBounds, filter: JoinFilter) -> Self {
+    pub fn new(inputs: JoinInputs, bounds: BandBounds, filter: JoinFilter) -> Self {
         let (schema, _) = build_join_schema(
             &inputs.left.schema(),
             &inputs.right.schema(),
@@ -125,7 +126,7 @@ impl ExecutionPlan for BandJoinExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        MergeInputs::distribution()
+        JoinInputs::distribution()
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
@@ -170,7 +171,7 @@ impl ExecutionPlan for BandJoinExec {
     ) -> Result<SendableRecordBatchStream> {
         let batch_size = context.session_config().batch_size();
         let (left, left_keys, right) = self.inputs.open(partition, context)?;
-        let merger = BandMerger {
+        let joiner = BandJoiner {
             left_keys,
             right,
             bounds: self.bounds,
@@ -186,7 +187,7 @@ impl ExecutionPlan for BandJoinExec {
         Ok(joined_stream(
             Arc::clone(&self.schema),
             left,
-            merger,
+            joiner,
             metrics,
         ))
     }
@@ -223,7 +224,7 @@ impl ExecutionPlan for BandJoinExec {
     }
 }
 
-struct BandMerger {
+struct BandJoiner {
     left_keys: LeftKeys,
     right: RightCursor,
     bounds: BandBounds,
@@ -237,7 +238,7 @@ struct BandMerger {
     memo: KeyMemo,
 }
 
-impl BatchJoiner for BandMerger {
+impl BatchJoiner for BandJoiner {
     async fn join_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         use std::cmp::Ordering::*;
         let left = self.left_keys.keyed(batch)?;
@@ -314,7 +315,7 @@ impl BatchJoiner for BandMerger {
     }
 }
 
-impl BandMerger {
+impl BandJoiner {
     fn flush(&mut self, left: &RecordBatch) -> Result<RecordBatch> {
         let out = self.pending.build(&self.schema, left, &self.right)?;
         let pos = self.right.pos.0;

@@ -1,4 +1,5 @@
-//! The physical optimizer rule that plans time-band hash joins as [`BandJoinExec`] merges.
+//! The physical optimizer rule that plans time-band hash joins as [`BandJoinExec`]s (sorted
+//! joins).
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{JoinSide, JoinType, NullEquality, Result};
 use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
 use datafusion::physical_expr::utils::split_conjunction;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -15,7 +17,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 
 use crate::band::exec::{BandBounds, BandJoinExec};
-use crate::merge::{MergeInputs, PhysicalExprRef};
+use crate::sorted_join::JoinInputs;
 use crate::time;
 
 /// Replaces `HashJoinExec`s whose filter bounds one side's time within a constant band around
@@ -63,7 +65,7 @@ fn band_join(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some((left_time, right_time, bounds)) = find_band(join, filter)? else {
         return Ok(None);
     };
-    let inputs = MergeInputs {
+    let inputs = JoinInputs {
         left: Arc::clone(join.left()),
         right: Arc::clone(join.right()),
         on: join.on().to_vec(),

@@ -5,7 +5,10 @@
 //! over the whole batch (PREV/NEXT read neighbouring rows of the same partition), giving
 //! each row a bit set of the variables it satisfies. The automaton of
 //! [`crate::match_recognize::pattern`] then consumes those bit sets row by row. Rows are kept
-//! only while a live partial match may still use them.
+//! only while a live partial match may still use them. Each decided match goes to
+//! [`crate::match_recognize::measures`], which computes its measures running, in one pass
+//! over its rows, and records output rows as references into the stored batches; each input
+//! batch's output is gathered from them before any batch is released.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,10 +19,11 @@ use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, Rows};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, internal_datafusion_err, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{
-    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
+    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalExprRef,
+    PhysicalSortExpr,
 };
 use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
@@ -30,9 +34,10 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use crate::match_recognize::measures::{Batches, MatchRow, Output, Stored};
 use crate::match_recognize::node::PrimitiveKind;
 use crate::match_recognize::pattern::{Found, Matcher, Program, Skip, next_start};
-use crate::merge::{PhysicalExprRef, boundedness, key_converter};
+use crate::sorted_join::{boundedness, key_converter};
 use crate::time::time_values;
 
 /// A measure primitive, planned.
@@ -216,7 +221,7 @@ impl ExecutionPlan for MatchRecognizeExec {
             batches_base: 0,
             matcher: Matcher::new(Arc::clone(&self.plan.program), self.plan.within.is_some()),
             match_number: 0,
-            out: Output::default(),
+            out: Output::new(&self.plan),
             ready: VecDeque::new(),
             metrics: BaselineMetrics::new(&self.metrics, partition),
         };
@@ -260,22 +265,6 @@ struct RowInfo {
     row: u32,
     mask: u64,
     time: i64,
-}
-
-/// An input batch with what the measures read from it.
-struct Stored {
-    batch: RecordBatch,
-    partition: Vec<ArrayRef>,
-    primitives: Vec<Option<ArrayRef>>,
-}
-
-/// Output rows collected as scalars, turned into a batch at flush.
-#[derive(Default)]
-struct Output {
-    /// ONE ROW: partition values; ALL ROWS: input columns.
-    leading: Vec<Vec<ScalarValue>>,
-    primitives: Vec<Vec<ScalarValue>>,
-    rows: usize,
 }
 
 struct Runner {
@@ -457,11 +446,8 @@ impl Runner {
             })
             .collect::<Result<Vec<_>>>()?;
         let batch_index = self.batches_base + self.batches.len();
-        self.batches.push_back(Stored {
-            batch,
-            partition,
-            primitives,
-        });
+        self.batches
+            .push_back(Stored::new(batch, partition, primitives));
         for (j, &mask) in masks.iter().enumerate() {
             if let Some(keys) = &keys {
                 let key = keys.row(j);
@@ -487,8 +473,10 @@ impl Runner {
             });
             self.drive(false)?;
         }
+        // Output rows point into the stored batches: flush them before releasing any.
+        self.flush()?;
         self.release();
-        self.flush()
+        Ok(())
     }
 
     /// Feeds the buffered rows to the automaton and emits the matches it decides.
@@ -548,180 +536,53 @@ impl Runner {
         }
     }
 
-    fn stored(&self, info: &RowInfo) -> &Stored {
-        &self.batches[info.batch - self.batches_base]
-    }
-
     fn emit(&mut self, found: &Found) -> Result<()> {
         self.match_number += 1;
-        let rows: Vec<(RowInfo, usize)> = found
+        let rows = found
             .vars
             .iter()
             .enumerate()
-            .map(|(k, &v)| (self.rows[found.start + k - self.rows_base], v))
-            .collect();
-        let plan = Arc::clone(&self.plan);
-        if self.out.primitives.is_empty() {
-            self.out.primitives = vec![vec![]; plan.primitives.len()];
-        }
-        if plan.all_rows {
-            if self.out.leading.is_empty() {
-                self.out.leading = vec![vec![]; self.input_schema.fields().len()];
-            }
-            for k in 0..rows.len() {
-                let (info, _) = rows[k];
-                let values = self
-                    .stored(&info)
-                    .batch
-                    .columns()
-                    .iter()
-                    .map(|column| ScalarValue::try_from_array(column, info.row as usize))
-                    .collect::<Result<Vec<_>>>()?;
-                for (c, value) in values.into_iter().enumerate() {
-                    self.out.leading[c].push(value);
-                }
-                for (p, prim) in plan.primitives.iter().enumerate() {
-                    let value = self.primitive(prim, p, &rows[..=k])?;
-                    self.out.primitives[p].push(value);
-                }
-                self.out.rows += 1;
-            }
-        } else {
-            if self.out.leading.is_empty() {
-                self.out.leading = vec![vec![]; plan.partition_by.len()];
-            }
-            let (first, _) = rows[0];
-            let values = self
-                .stored(&first)
-                .partition
-                .iter()
-                .map(|column| ScalarValue::try_from_array(column, first.row as usize))
-                .collect::<Result<Vec<_>>>()?;
-            for (c, value) in values.into_iter().enumerate() {
-                self.out.leading[c].push(value);
-            }
-            for (p, prim) in plan.primitives.iter().enumerate() {
-                let value = self.primitive(prim, p, &rows)?;
-                self.out.primitives[p].push(value);
-            }
-            self.out.rows += 1;
-        }
-        Ok(())
-    }
-
-    /// A primitive's value over `rows` of a match (a prefix of it for ALL ROWS PER MATCH).
-    fn primitive(
-        &self,
-        prim: &PhysicalPrimitive,
-        p: usize,
-        rows: &[(RowInfo, usize)],
-    ) -> Result<ScalarValue> {
-        let selected = rows
-            .iter()
-            .filter(|(_, v)| prim.var.is_none_or(|want| want == *v))
-            .map(|(info, _)| info);
-        let value_at = |info: &RowInfo| -> Result<ScalarValue> {
-            match &self.stored(info).primitives[p] {
-                Some(a) => ScalarValue::try_from_array(a, info.row as usize),
-                None => Ok(ScalarValue::Null),
-            }
+            .map(|(k, &var)| {
+                let info = self
+                    .rows
+                    .get(found.start + k - self.rows_base)
+                    .ok_or_else(|| internal_datafusion_err!("a match row was released"))?;
+                Ok(MatchRow {
+                    batch: info.batch,
+                    row: info.row as usize,
+                    var,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batches = Batches {
+            stored: &self.batches,
+            base: self.batches_base,
         };
-        let null = ScalarValue::try_from(&prim.data_type)?;
-        Ok(match prim.kind {
-            PrimitiveKind::First => match selected.clone().next() {
-                Some(info) => value_at(info)?,
-                None => null,
-            },
-            PrimitiveKind::Last => match selected.clone().next_back() {
-                Some(info) => value_at(info)?,
-                None => null,
-            },
-            PrimitiveKind::Count => {
-                let mut count = 0i64;
-                for info in selected {
-                    if prim.expr.is_none() || !value_at(info)?.is_null() {
-                        count += 1;
-                    }
-                }
-                ScalarValue::Int64(Some(count))
-            }
-            PrimitiveKind::Sum | PrimitiveKind::Avg => {
-                let mut sum: Option<ScalarValue> = None;
-                let mut count = 0i64;
-                for info in selected {
-                    let v = value_at(info)?;
-                    if v.is_null() {
-                        continue;
-                    }
-                    count += 1;
-                    sum = Some(match sum {
-                        None => v,
-                        Some(s) => s.add(&v)?,
-                    });
-                }
-                match (prim.kind, sum) {
-                    (_, None) => null,
-                    (PrimitiveKind::Sum, Some(s)) => s,
-                    (_, Some(s)) => match s.cast_to(&DataType::Float64)? {
-                        ScalarValue::Float64(Some(total)) => {
-                            ScalarValue::Float64(Some(total / count as f64))
-                        }
-                        _ => null,
-                    },
-                }
-            }
-            PrimitiveKind::Min | PrimitiveKind::Max => {
-                let mut best: Option<ScalarValue> = None;
-                for info in selected {
-                    let v = value_at(info)?;
-                    if v.is_null() {
-                        continue;
-                    }
-                    let better = match &best {
-                        None => true,
-                        Some(b) => {
-                            let ord = v.partial_cmp(b);
-                            if prim.kind == PrimitiveKind::Min {
-                                ord == Some(std::cmp::Ordering::Less)
-                            } else {
-                                ord == Some(std::cmp::Ordering::Greater)
-                            }
-                        }
-                    };
-                    if better {
-                        best = Some(v);
-                    }
-                }
-                best.unwrap_or(null)
-            }
-            PrimitiveKind::Classifier => match rows.last() {
-                Some((_, v)) => ScalarValue::Utf8(Some(self.plan.vars[*v].to_uppercase())),
-                None => null,
-            },
-            PrimitiveKind::MatchNumber => ScalarValue::Int64(Some(self.match_number)),
-        })
+        self.out
+            .push_match(&self.plan, &rows, self.match_number, batches)
     }
 
     fn flush(&mut self) -> Result<()> {
-        let out = std::mem::take(&mut self.out);
-        if out.rows == 0 {
-            return Ok(());
-        }
         let plan = Arc::clone(&self.plan);
-        let mut leading = vec![];
-        for (c, values) in out.leading.into_iter().enumerate() {
-            let array = ScalarValue::iter_to_array(values)?;
-            let target = if plan.all_rows {
-                self.input_schema.field(c).data_type().clone()
-            } else {
-                self.schema.field(c).data_type().clone()
-            };
-            leading.push(if array.data_type() == &target {
-                array
-            } else {
-                cast(&array, &target)?
-            });
-        }
+        let leading_types: Vec<DataType> = if plan.all_rows {
+            self.input_schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect()
+        } else {
+            (0..plan.partition_by.len())
+                .map(|c| self.schema.field(c).data_type().clone())
+                .collect()
+        };
+        let batches = Batches {
+            stored: &self.batches,
+            base: self.batches_base,
+        };
+        let Some(out) = self.out.build(&plan, batches, &leading_types)? else {
+            return Ok(());
+        };
+        let leading = out.leading;
         let mut measure_columns: Vec<ArrayRef> = vec![];
         if !plan.all_rows {
             measure_columns.extend(leading.iter().cloned());
@@ -732,20 +593,7 @@ impl Runner {
                 measure_columns.push(e.evaluate(&input)?.into_array(out.rows)?);
             }
         }
-        for (p, values) in out.primitives.into_iter().enumerate() {
-            let target = plan.primitives[p].data_type.clone();
-            let array = if values.iter().all(|v| v.is_null()) {
-                arrow::array::new_null_array(&target, values.len())
-            } else {
-                let a = ScalarValue::iter_to_array(values)?;
-                if a.data_type() == &target {
-                    a
-                } else {
-                    cast(&a, &target)?
-                }
-            };
-            measure_columns.push(array);
-        }
+        measure_columns.extend(out.primitives);
         let measure_batch = RecordBatch::try_new_with_options(
             Arc::clone(&plan.measure_schema),
             measure_columns,

@@ -3,9 +3,11 @@
 //! [`plan`] turns the parsed clause into a [`MatchRecognizeNode`]; the pattern becomes an
 //! automaton ([`pattern`]); [`MatchRecognizeExtensionPlanner`] plans a
 //! [`MatchRecognizeExec`], which classifies each input batch vectorised and runs the
-//! automaton over the rows of each partition in one pass. Semantics are in `docs/sql.md`.
+//! automaton over the rows of each partition in one pass; [`measures`] computes each match's
+//! measures running, one step per row. Semantics are in `docs/sql.md`.
 
 pub mod exec;
+pub mod measures;
 pub mod node;
 pub mod pattern;
 pub mod plan;

@@ -183,6 +183,21 @@ struct PathNode {
     prev: Option<Arc<PathNode>>,
 }
 
+impl Drop for PathNode {
+    /// Drops the path a node at a time: the default recursive drop of a path as long as a
+    /// match of many thousands of rows would overflow the stack of the thread running it.
+    fn drop(&mut self) {
+        let mut prev = self.prev.take();
+        while let Some(node) = prev {
+            match Arc::try_unwrap(node) {
+                Ok(mut node) => prev = node.prev.take(),
+                // Another path shares the rest; it is dropped with that path.
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Thread {
     pc: usize,
@@ -227,8 +242,11 @@ pub struct Matcher {
     program: Arc<Program>,
     /// Live threads in priority order, each waiting at a `Var`.
     threads: Vec<Thread>,
-    /// The best match so far; it is final once no higher-priority thread is alive.
-    best: Option<Found>,
+    /// The thread of the best match so far; it is final once no higher-priority thread is
+    /// alive. It is kept as a thread (its path shared with the threads still growing it) and
+    /// unwound into a [`Found`] only when decided: a greedy `x+` reaches `Match` at every row,
+    /// and unwinding there each time would cost the match's length per row.
+    best: Option<Thread>,
     /// Next row to feed.
     next_row: usize,
     /// With a WITHIN bound, threads of different starts at one state behave differently.
@@ -389,7 +407,7 @@ impl Matcher {
             .iter()
             .position(|t| self.program.insts[t.pc] == Inst::Match && t.len > 0)
         {
-            self.best = Some(unwind(&self.threads[i]));
+            self.best = Some(self.threads[i].clone());
             self.threads.truncate(i);
         }
         let program = Arc::clone(&self.program);
@@ -397,7 +415,7 @@ impl Matcher {
             .retain(|t| matches!(program.insts[t.pc], Inst::Var(_)));
         if at_end || self.threads.is_empty() {
             self.threads.clear();
-            return self.best.take();
+            return self.best.take().map(|best| unwind(&best));
         }
         None
     }

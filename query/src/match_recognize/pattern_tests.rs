@@ -263,3 +263,33 @@ fn greedy_and_reluctant_choose_different_lengths() {
         }]
     );
 }
+
+#[test]
+fn long_greedy_matches_cost_one_step_per_row() {
+    // `a b+` over 300,000 rows: the greedy thread reaches Match at every row. Remembering the
+    // best match by unwinding its path each time would take 300,000^2 / 2 steps; dropping the
+    // path recursively would overflow a test thread's stack.
+    let rows = 300_000;
+    let pattern = Pattern::Concat(vec![
+        Pattern::Var(0),
+        Pattern::Repeat {
+            inner: Box::new(Pattern::Var(1)),
+            min: 1,
+            max: None,
+            greedy: true,
+        },
+    ]);
+    let program = Arc::new(Program::compile(&pattern).expect("compiles"));
+    let found = find_all(
+        program,
+        rows,
+        false,
+        Skip::PastLastRow,
+        |row, v| (row == 0) == (v == 0),
+        |_, _| true,
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].start, 0);
+    assert_eq!(found[0].vars.len(), rows);
+    assert!(found[0].vars[1..].iter().all(|&v| v == 1));
+}

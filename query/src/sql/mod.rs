@@ -1,23 +1,26 @@
 //! Running SQL with vigil's temporal extensions on a DataFusion session.
 //!
-//! [`sql`] is the entry point: it rewrites the few spellings sqlparser cannot parse
-//! ([`tokens`]), parses with DataFusion's parser, isolates every ASOF join in a nested join so
-//! the relation planner sees it ([`nest_asof_joins`]), and plans the statement on the
-//! session, whose relation planner and extension planners (installed by
-//! [`crate::install`]) take over from there.
+//! [`statement::parse`] reads one statement: vigil's own commands, or SQL with the few
+//! spellings sqlparser cannot parse rewritten ([`tokens`]), parsed with DataFusion's parser,
+//! and every ASOF join isolated in a nested join so the relation planner sees it
+//! ([`nest_asof_joins`]). [`logical_plan`] and [`sql`] plan SQL on the session, whose
+//! relation planner and extension planners (installed by [`crate::install`]) take over from
+//! there.
 
+pub mod statement;
 pub mod tokens;
+
+pub use statement::Statement;
 
 use std::ops::ControlFlow;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Join, JoinOperator, Select, TableFactor, TableWithJoins, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::dialect_from_str;
 
 use crate::error::{QueryError, Result};
 
@@ -27,43 +30,22 @@ pub async fn sql(ctx: &SessionContext, text: &str) -> Result<DataFrame> {
     Ok(ctx.execute_logical_plan(plan).await?)
 }
 
-/// The logical plan of one SQL statement, temporal extensions included.
+/// The logical plan of one SQL statement, temporal extensions included. vigil's own
+/// statements (`FLUSH`...) are not SQL to DataFusion: they are refused here, and run by
+/// whoever parses with [`statement::parse`] (the engine's sessions).
 pub async fn logical_plan(ctx: &SessionContext, text: &str) -> Result<LogicalPlan> {
     let state = ctx.state();
-    if !tokens::needs_rewrite(text) {
-        return Ok(state.create_logical_plan(text).await?);
+    match statement::parse(&state, text)? {
+        Statement::Sql(statement) => Ok(state.statement_to_plan(*statement).await?),
+        own => Err(QueryError::syntax(format!(
+            "{} is a vigil statement: run it through a vigil session",
+            own.name()
+        ))),
     }
-    let statement = parse(&state, text)?;
-    Ok(state.statement_to_plan(statement).await?)
 }
 
-/// Parses one statement with the temporal spellings rewritten and ASOF joins nested.
-fn parse(state: &datafusion::execution::SessionState, text: &str) -> Result<DFStatement> {
-    let options = state.config().options();
-    let dialect_name = options.sql_parser.dialect.to_string();
-    let dialect = dialect_from_str(&dialect_name)
-        .ok_or_else(|| QueryError::Syntax(format!("unsupported SQL dialect `{dialect_name}`")))?;
-    let rewritten = tokens::rewrite(text, dialect.as_ref())?;
-    let source = rewritten.as_deref().unwrap_or(text);
-    let mut statements = DFParserBuilder::new(source)
-        .with_dialect(dialect.as_ref())
-        .with_recursion_limit(options.sql_parser.recursion_limit.get())
-        .build()?
-        .parse_statements()?;
-    let mut statement = match (statements.pop_front(), statements.is_empty()) {
-        (Some(statement), true) => statement,
-        (None, _) => return Err(QueryError::Syntax("no SQL statement given".into())),
-        (Some(_), false) => {
-            return Err(QueryError::Syntax(
-                "only one SQL statement at a time".into(),
-            ));
-        }
-    };
-    nest_statement(&mut statement);
-    Ok(statement)
-}
-
-fn nest_statement(statement: &mut DFStatement) {
+/// Nests the ASOF joins of a parsed statement (see [`nest_asof_joins`]).
+pub(crate) fn nest_statement(statement: &mut DFStatement) {
     match statement {
         DFStatement::Statement(inner) => {
             let _ = inner.visit(&mut AsofNester);

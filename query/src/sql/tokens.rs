@@ -57,7 +57,7 @@ pub fn needs_rewrite(sql: &str) -> bool {
 pub fn rewrite(sql: &str, dialect: &dyn Dialect) -> Result<Option<String>> {
     let mut tokens = Tokenizer::new(dialect, sql)
         .tokenize()
-        .map_err(|e| QueryError::Syntax(e.to_string()))?;
+        .map_err(|e| QueryError::syntax(e.to_string()))?;
     let mut changed = false;
     let mut nth = 0;
     while let Some(at) = nth_word(&tokens, "ASOF", nth) {
@@ -129,13 +129,13 @@ fn matching_paren(tokens: &[Token], open: usize) -> Result<usize> {
             _ => {}
         }
     }
-    Err(QueryError::Syntax("unbalanced parentheses".into()))
+    Err(QueryError::syntax("unbalanced parentheses"))
 }
 
 fn tokenize(text: &str, dialect: &dyn Dialect) -> Result<Vec<Token>> {
     Tokenizer::new(dialect, text)
         .tokenize()
-        .map_err(|e| QueryError::Syntax(e.to_string()))
+        .map_err(|e| QueryError::syntax(e.to_string()))
 }
 
 fn render(tokens: &[Token]) -> String {
@@ -174,7 +174,7 @@ fn clause_end(tokens: &[Token], from: usize) -> usize {
 }
 
 fn rewrite_asof(tokens: &mut Vec<Token>, at: usize, dialect: &dyn Dialect) -> Result<()> {
-    let syntax = |msg: &str| QueryError::Syntax(format!("ASOF JOIN: {msg}"));
+    let syntax = |msg: &str| QueryError::syntax(format!("ASOF JOIN: {msg}"));
     let mut join = next_sig(tokens, at + 1).ok_or_else(|| syntax("expected JOIN after ASOF"))?;
     let mut left = false;
     if is_word(&tokens[join], "LEFT") {
@@ -303,12 +303,12 @@ fn rewrite_within(tokens: &mut Vec<Token>, pattern: usize) -> Result<bool> {
     let define = (within + 1..tokens.len())
         .find(|&i| is_word(&tokens[i], "DEFINE"))
         .ok_or_else(|| {
-            QueryError::Syntax("MATCH_RECOGNIZE: expected DEFINE after WITHIN <interval>".into())
+            QueryError::syntax("MATCH_RECOGNIZE: expected DEFINE after WITHIN <interval>")
         })?;
     let expr: Vec<Token> = tokens[within + 1..define].to_vec();
     if expr.iter().all(is_space) {
-        return Err(QueryError::Syntax(
-            "MATCH_RECOGNIZE: WITHIN needs a duration, e.g. WITHIN INTERVAL '1 hour'".into(),
+        return Err(QueryError::syntax(
+            "MATCH_RECOGNIZE: WITHIN needs a duration, e.g. WITHIN INTERVAL '1 hour'",
         ));
     }
     let mut entry = vec![

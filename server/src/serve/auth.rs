@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use vigil::{Access, Db, Session, Visibility};
+use vigil::{Access, Clock, Db, Session, Visibility};
 
 use super::config::{Auth, Scope};
 
@@ -75,6 +75,8 @@ pub struct Authenticator {
     anonymous: Option<Arc<Principal>>,
     /// Anonymous requests may name any host (`auth.allow_unauthenticated_remote`).
     remote_anonymous: bool,
+    /// The database's clock, which token expiry is checked against.
+    clock: Arc<dyn Clock>,
 }
 
 /// The hex SHA-256 of a token's secret, as written in the config file.
@@ -108,6 +110,7 @@ impl Authenticator {
                 by_hash: HashMap::new(),
                 anonymous: Some(Arc::new(anonymous)),
                 remote_anonymous: auth.allow_unauthenticated_remote,
+                clock: db.clock(),
             });
         }
         let mut by_hash = HashMap::new();
@@ -148,6 +151,7 @@ impl Authenticator {
             by_hash,
             anonymous: None,
             remote_anonymous: false,
+            clock: db.clock(),
         })
     }
 
@@ -180,9 +184,8 @@ impl Authenticator {
         &self,
         header: Option<&[u8]>,
         scope: Scope,
-        now_ns: i64,
     ) -> Result<Arc<Principal>, AuthError> {
-        let principal = self.authenticate(header, now_ns)?;
+        let principal = self.authenticate(header)?;
         if principal.may(scope) {
             Ok(principal)
         } else {
@@ -194,18 +197,17 @@ impl Authenticator {
     }
 
     /// The principal of an `authorization` header value.
-    pub fn authenticate(
-        &self,
-        header: Option<&[u8]>,
-        now_ns: i64,
-    ) -> Result<Arc<Principal>, AuthError> {
+    pub fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Principal>, AuthError> {
         if let Some(anonymous) = &self.anonymous {
             return Ok(Arc::clone(anonymous));
         }
         let secret = secret_of(header.ok_or(AuthError::Missing)?)?;
         let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let principal = self.by_hash.get(&hash).ok_or(AuthError::Unknown)?;
-        if principal.expires_ns.is_some_and(|e| now_ns >= e) {
+        if principal
+            .expires_ns
+            .is_some_and(|e| self.clock.now_ns() >= e)
+        {
             return Err(AuthError::Expired(principal.name.clone()));
         }
         Ok(Arc::clone(principal))

@@ -44,7 +44,6 @@ use vigil::{Planned, Session};
 
 use super::auth::{Authenticator, Principal};
 use super::config::Scope;
-use super::pipeline::now_ns;
 use super::queries::{Deadline, Queries, QueryFailure};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
@@ -86,9 +85,7 @@ impl FlightSql {
             .metadata()
             .get("authorization")
             .map(|v| v.as_bytes());
-        self.auth
-            .authorize(header, scope, now_ns())
-            .map_err(|e| e.status())
+        self.auth.authorize(header, scope).map_err(|e| e.status())
     }
 
     async fn plan(&self, session: &Session, sql: &str) -> Result<Planned, Status> {

@@ -29,7 +29,7 @@ use vigil_ingest::otlp;
 
 use super::auth::Authenticator;
 use super::config::Scope;
-use super::pipeline::{Accepted, Pipeline, Refusal, now_ns};
+use super::pipeline::{Accepted, Pipeline, Refusal};
 
 /// The three OTLP services over one pipeline.
 #[derive(Debug, Clone)]
@@ -64,11 +64,11 @@ impl MetricsService for Otlp {
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let request = request.into_inner();
         let size = request.encoded_len() as u64;
-        let now = now_ns();
+        let now = self.pipeline.now_ns();
         let a = self
             .pipeline
             .ingest("metrics", size, move || {
-                Ok(otlp::metrics::decode(&request, now))
+                otlp::metrics::decode(&request, now).map_err(Refusal::from)
             })
             .await
             .map_err(status)?;
@@ -89,10 +89,12 @@ impl LogsService for Otlp {
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         let request = request.into_inner();
         let size = request.encoded_len() as u64;
-        let now = now_ns();
+        let now = self.pipeline.now_ns();
         let a = self
             .pipeline
-            .ingest("logs", size, move || Ok(otlp::logs::decode(&request, now)))
+            .ingest("logs", size, move || {
+                otlp::logs::decode(&request, now).map_err(Refusal::from)
+            })
             .await
             .map_err(status)?;
         Ok(Response::new(ExportLogsServiceResponse {
@@ -112,11 +114,11 @@ impl TraceService for Otlp {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let request = request.into_inner();
         let size = request.encoded_len() as u64;
-        let now = now_ns();
+        let now = self.pipeline.now_ns();
         let a = self
             .pipeline
             .ingest("traces", size, move || {
-                Ok(otlp::traces::decode(&request, now))
+                otlp::traces::decode(&request, now).map_err(Refusal::from)
             })
             .await
             .map_err(status)?;
@@ -138,7 +140,7 @@ pub fn routes(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>) -> Routes {
             .metadata()
             .get("authorization")
             .map(|v| v.as_bytes());
-        auth.authorize(header, Scope::Ingest, now_ns())
+        auth.authorize(header, Scope::Ingest)
             .map(|_| request)
             .map_err(|e| e.status())
     };

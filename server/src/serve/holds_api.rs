@@ -70,7 +70,7 @@ async fn blocking<T: Send + 'static>(
 
 pub async fn list(State(db): State<Arc<Db>>) -> Response {
     let d = Arc::clone(&db);
-    match blocking(move || Ok(d.store().holds()?)).await {
+    match blocking(move || Ok(d.holds()?)).await {
         Ok(holds) => {
             Json(json!({"holds": holds.iter().map(describe).collect::<Vec<_>>()})).into_response()
         }

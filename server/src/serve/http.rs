@@ -25,7 +25,7 @@ use vigil_ingest::otlp::{self, Encoding, Signal};
 
 use super::auth::Authenticator;
 use super::config::Scope;
-use super::pipeline::{Accepted, Pipeline, Refusal, now_ns};
+use super::pipeline::{Accepted, Pipeline, Refusal};
 use super::queries::Queries;
 use super::{holds_api, sql_api};
 
@@ -105,8 +105,8 @@ async fn require(
         return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
     let checked = match scope {
-        Some(scope) => auth.authorize(header, scope, now_ns()),
-        None => auth.authenticate(header, now_ns()),
+        Some(scope) => auth.authorize(header, scope),
+        None => auth.authenticate(header),
     };
     match checked {
         Ok(principal) => {
@@ -241,10 +241,10 @@ async fn otlp_export(
         }
     };
     let size = body.len() as u64;
-    let now = now_ns();
+    let now = p.now_ns();
     let outcome = p
         .ingest(signal.as_str(), size, move || {
-            otlp::decode(signal, encoding, &body, now).map_err(|e| Refusal::Invalid(e.to_string()))
+            otlp::decode(signal, encoding, &body, now).map_err(Refusal::from)
         })
         .await;
     match outcome {

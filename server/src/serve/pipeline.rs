@@ -5,13 +5,12 @@
 //! durability); when the bound is reached, requests are refused at once with a retryable
 //! status instead of queueing without limit.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
-use vigil::{Db, EngineError, PodObservation, SignalKind};
+use vigil::{Db, EngineError, SignalKind};
 use vigil_ingest::Decoded;
 
 use super::config::Ingest;
@@ -55,6 +54,13 @@ impl Refusal {
     }
 }
 
+/// A body that cannot be decoded at all is the client's mistake.
+impl From<vigil_ingest::IngestError> for Refusal {
+    fn from(e: vigil_ingest::IngestError) -> Refusal {
+        Refusal::Invalid(e.to_string())
+    }
+}
+
 /// What an accepted request produced.
 #[derive(Debug, Default)]
 pub struct Accepted {
@@ -88,6 +94,11 @@ impl Pipeline {
             telemetry: Telemetry::new(),
             accepting: AtomicBool::new(true),
         }
+    }
+
+    /// Now, by the database's clock: the time of records that carry none.
+    pub fn now_ns(&self) -> i64 {
+        self.db.now_ns()
     }
 
     pub fn limits(&self) -> &Ingest {
@@ -182,16 +193,14 @@ impl Pipeline {
         let message = decoded.error_message();
         let (accepted, rejected) = (decoded.accepted, decoded.rejected);
         let batches = decoded.batches;
-        let pods: Vec<PodObservation> =
-            decoded.pods.into_iter().map(to_store_observation).collect();
+        let pods = decoded.pods;
         let written = tokio::task::spawn_blocking(
             move || -> Result<Vec<(SignalKind, usize)>, EngineError> {
                 let _permit = permit;
                 let mut written = Vec::new();
                 for (kind, batch) in &batches {
-                    let kind = SignalKind::from_str(kind.as_str())?;
-                    db.write(kind, batch)?;
-                    written.push((kind, batch.num_rows()));
+                    db.write(*kind, batch)?;
+                    written.push((*kind, batch.num_rows()));
                 }
                 db.observe_pods(&pods)?;
                 Ok(written)
@@ -233,27 +242,61 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
-/// The decoders' observation as the store's (the ingest crate does not depend on the store).
-pub(crate) fn to_store_observation(o: vigil_ingest::PodObservation) -> PodObservation {
-    PodObservation {
-        ts_ns: o.ts_ns,
-        cluster: o.cluster,
-        namespace: o.namespace,
-        pod: o.pod,
-        uid: o.uid,
-        node: o.node,
-        pod_ips: o.pod_ips,
-        images: o.images,
-        image_ids: o.image_ids,
-        service_account: o.service_account,
-        owner_kind: o.owner_kind,
-        owner_name: o.owner_name,
-        labels: o.labels,
-        source: o.source,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use vigil::WriteLog;
+    use vigil_ingest::otlp::{Encoding, Signal};
 
-/// Nanoseconds since the epoch, for records without a time.
-pub fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    use super::*;
+
+    #[test]
+    fn an_accepted_request_is_one_observed_write_per_kind_it_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(crate::test_support::quiet_db(dir.path()));
+        let log = Arc::new(WriteLog::default());
+        db.observe_writes(Arc::clone(&log) as _);
+        let pipeline = Pipeline::new(Arc::clone(&db), Ingest::default());
+        // Two log records and a Kubernetes event (as the Collector's k8s_events receiver
+        // sends them): one request, two kinds.
+        let body = br#"{"resourceLogs":[{"resource":{"attributes":[
+            {"key":"k8s.namespace.name","value":{"stringValue":"shop"}},
+            {"key":"k8s.pod.name","value":{"stringValue":"web-1"}}]},
+            "scopeLogs":[{"logRecords":[
+              {"timeUnixNano":"1700000000000000000","body":{"stringValue":"hello"}},
+              {"timeUnixNano":"1700000001000000000","body":{"stringValue":"again"}}]}]},
+          {"resource":{"attributes":[]},"scopeLogs":[{"logRecords":[
+              {"timeUnixNano":"1700000002000000000",
+               "attributes":[{"key":"k8s.event.reason","value":{"stringValue":"Pulled"}},
+                 {"key":"k8s.event.name","value":{"stringValue":"web-1.17"}},
+                 {"key":"k8s.namespace.name","value":{"stringValue":"shop"}}],
+               "body":{"stringValue":"Successfully pulled image"}}]}]}]}"#;
+        let now = pipeline.now_ns();
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let accepted = rt
+            .block_on(pipeline.ingest("logs", body.len() as u64, move || {
+                vigil_ingest::otlp::decode(Signal::Logs, Encoding::Json, body, now)
+                    .map_err(Refusal::from)
+            }))
+            .expect("accepted");
+        assert_eq!(accepted.rejected, 0, "{}", accepted.message);
+        let seen: Vec<(SignalKind, usize)> =
+            log.writes().iter().map(|w| (w.kind, w.rows)).collect();
+        let mut kinds: Vec<SignalKind> = seen.iter().map(|(k, _)| *k).collect();
+        kinds.dedup();
+        assert_eq!(kinds.len(), seen.len(), "one write per kind: {seen:?}");
+        assert_eq!(
+            seen.iter().map(|(_, n)| n).sum::<usize>() as u64,
+            accepted.accepted,
+            "{seen:?}"
+        );
+        assert!(seen.contains(&(SignalKind::Log, 2)), "{seen:?}");
+
+        // A request refused as a whole writes nothing.
+        let refused = rt.block_on(pipeline.ingest("logs", 3, || {
+            vigil_ingest::otlp::decode(Signal::Logs, Encoding::Json, b"{]", 0)
+                .map_err(Refusal::from)
+        }));
+        assert!(matches!(refused, Err(Refusal::Invalid(_))));
+        assert_eq!(log.writes().len(), seen.len());
+    }
 }

@@ -70,11 +70,11 @@ impl QueryFailure {
     pub fn status(&self) -> tonic::Status {
         let message = self.to_string();
         match self {
-            // Flight clients get the position in the message, where the parser's is not.
+            // Flight clients have no field for the position: it goes in the message.
             QueryFailure::Invalid {
                 location: Some((line, column)),
                 ..
-            } if !message.contains("Line: ") => tonic::Status::invalid_argument(format!(
+            } => tonic::Status::invalid_argument(format!(
                 "{message} (at line {line}, column {column})"
             )),
             QueryFailure::Invalid { .. } => tonic::Status::invalid_argument(message),
@@ -95,7 +95,7 @@ impl QueryFailure {
                 QueryFailure::from_datafusion(df)
             }
             e if e.is_user_error() => QueryFailure::Invalid {
-                location: location_in_message(&e.to_string()),
+                location: e.location(),
                 message: e.to_string(),
             },
             e => QueryFailure::Internal(e.to_string()),
@@ -115,11 +115,7 @@ impl QueryFailure {
                 DeadlinePassed::Stopping => QueryFailure::Unavailable,
             };
         }
-        let location = e
-            .diagnostic()
-            .and_then(|d| d.span)
-            .map(|span| (span.start.line, span.start.column))
-            .or_else(|| location_in_message(&e.to_string()));
+        let location = vigil::error::location_of(&e);
         let engine = EngineError::Sql(e);
         if engine.is_user_error() {
             QueryFailure::Invalid {
@@ -130,15 +126,6 @@ impl QueryFailure {
             QueryFailure::Internal(engine.to_string())
         }
     }
-}
-
-/// sqlparser's "... at Line: 3, Column: 14".
-fn location_in_message(message: &str) -> Option<(u64, u64)> {
-    let rest = &message[message.find("Line: ")? + 6..];
-    let (line, rest) = rest.split_once(',')?;
-    let rest = rest.trim_start().strip_prefix("Column: ")?;
-    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    Some((line.trim().parse().ok()?, column.parse().ok()?))
 }
 
 /// Why a running query was ended from outside.
@@ -397,20 +384,4 @@ async fn drive(
     metrics.ended(outcome, deadline.elapsed());
     drop(stream);
     drop(slot);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_are_read_from_parser_messages() {
-        assert_eq!(
-            location_in_message(
-                "sql parser error: Expected: end of statement, found: FRM at Line: 2, Column: 9"
-            ),
-            Some((2, 9))
-        );
-        assert_eq!(location_in_message("no location"), None);
-    }
 }

@@ -1,8 +1,13 @@
 //! Legal holds: rows of one pod in one time range that retention never deletes or rolls up,
 //! whatever the policy says (detections keep the raw data around an alert this way).
-//! Holds are durable (RocksDB, `hold/<id>`) and last until released.
+//! Holds are durable (RocksDB, `hold/<id>`, and `next_hold_id`) and last until released;
+//! they are placed and released by manifest edits (`Cause::Hold`), read here.
 
+use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::kv::{Kv, id_key};
 
 /// One hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,8 +57,29 @@ pub struct HoldRequest {
     pub reason: String,
 }
 
-pub(crate) const PREFIX_HOLD: &[u8] = b"hold/";
-pub(crate) const KEY_NEXT_HOLD_ID: &[u8] = b"next_hold_id";
+const PREFIX_HOLD: &[u8] = b"hold/";
+const KEY_NEXT_HOLD_ID: &[u8] = b"next_hold_id";
+
+/// Every hold in effect, by id.
+pub(crate) fn load(kv: &Kv) -> Result<Vec<Hold>> {
+    kv.scan_json(PREFIX_HOLD)
+}
+
+/// The id the next hold gets (ids are never reused).
+pub(crate) fn next_id(kv: &Kv) -> Result<u64> {
+    Ok(kv.get_json::<u64>(KEY_NEXT_HOLD_ID)?.unwrap_or(1))
+}
+
+/// Writes a hold (whose id came from [`next_id`]) and moves the next id past it.
+pub(crate) fn put(kv: &Kv, batch: &mut WriteBatch, hold: &Hold) {
+    kv.put_json(batch, &id_key(PREFIX_HOLD, hold.id), hold);
+    kv.put_json(batch, KEY_NEXT_HOLD_ID, &(hold.id + 1));
+}
+
+/// Deletes a hold.
+pub(crate) fn delete(kv: &Kv, batch: &mut WriteBatch, id: u64) {
+    kv.delete_key(batch, &id_key(PREFIX_HOLD, id));
+}
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,12 @@ pub(crate) mod worker;
 
 use std::time::Duration;
 
+use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
+use vigil_model::time::nanos;
+
+use crate::error::Result;
+use crate::kv::Kv;
 
 pub use holds::{Hold, HoldRequest};
 pub use pass::RetentionReport;
@@ -54,6 +59,50 @@ pub(crate) struct PolicyRecord {
 }
 
 pub(crate) const KEY_POLICY: &[u8] = b"retention/policy";
+
+/// Compares the retention policy with the one the store last enforced. The same one keeps
+/// its instant; a different (non-empty) one takes effect `now`, and with `write` that is
+/// recorded and logged. Returns the instant the policy took effect.
+pub(crate) fn record_policy(
+    kv: &Kv,
+    retention: &RetentionOptions,
+    now: i64,
+    write: bool,
+) -> Result<i64> {
+    let fingerprint = retention.policy.fingerprint();
+    let previous: Option<PolicyRecord> = kv.get_json(KEY_POLICY)?;
+    if let Some(p) = &previous
+        && p.fingerprint == fingerprint
+    {
+        return Ok(p.since_ns);
+    }
+    // Without rules nothing is deleted, and the record of the rules last enforced stays.
+    if retention.policy.is_empty() {
+        return Ok(previous.map_or(now, |p| p.since_ns));
+    }
+    if !write {
+        return Ok(now);
+    }
+    let grace = nanos(retention.change_grace);
+    tracing::warn!(
+        previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
+        now = %fingerprint,
+        grace = %format_duration(retention.change_grace),
+        deletes_from = %format_instant(now.saturating_add(grace)),
+        "retention rules changed; passes only log what they would delete until the grace ends"
+    );
+    let mut batch = WriteBatch::default();
+    kv.put_json(
+        &mut batch,
+        KEY_POLICY,
+        &PolicyRecord {
+            fingerprint,
+            since_ns: now,
+        },
+    );
+    kv.write(batch, true)?;
+    Ok(now)
+}
 
 /// `2026-11-25T14:00:00Z`.
 pub fn format_instant(ns: i64) -> String {

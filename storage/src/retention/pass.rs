@@ -14,10 +14,9 @@
 //! Hot rows are flushed first, so everything is in segments. Segment files replaced or
 //! dropped are deleted when the last query reading them ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, BooleanBuilder, RecordBatch, StringArray};
@@ -25,17 +24,18 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::TimestampNanosecondType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rocksdb::WriteBatch;
 
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
 use crate::retention::holds::Hold;
 use crate::retention::policy::{RetentionPolicy, RetentionRule};
 use crate::retention::rollup::{RollupBuilder, step_ns_of};
 use crate::segment::Segment;
 use crate::segment::writer::SegmentWriter;
+use crate::store::shared::{Cause, PendingSegments, Task, VersionEdit};
 use crate::store::{Shared, flush};
 use crate::version::Version;
+use vigil_model::time::nanos;
 
 /// Rows per batch when reading and writing segments.
 const BATCH_ROWS: usize = 8192;
@@ -143,10 +143,6 @@ enum Action {
     Delete,
     /// Into a rollup bucket of this many nanoseconds.
     Roll(i64),
-}
-
-fn nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn bucket_end(ts: i64, step: i64) -> i64 {
@@ -345,7 +341,7 @@ fn plan(
     let mut rows_with_pod = 0u64;
     for (id, rows) in &meta.index.pods {
         rows_with_pod += rows.len();
-        if let Some(key) = shared.pods.key(*id) {
+        if let Some(key) = shared.pods().key(*id) {
             let ns = (!key.namespace.is_empty()).then_some(key.namespace);
             if !namespaces.contains(&ns) {
                 namespaces.push(ns);
@@ -388,7 +384,7 @@ fn plan(
     let held = holds.iter().any(|h| {
         h.overlaps(meta.min_ts, meta.max_ts)
             && shared
-                .pods
+                .pods()
                 .ids_named(&h.pod)
                 .iter()
                 .any(|id| meta.index.pods.contains_key(id))
@@ -404,9 +400,9 @@ fn plan(
 
 /// Runs a pass at the store clock's current time.
 pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
-    let _serial = shared.retention_lock.lock();
-    let policy = &shared.options.retention.policy;
-    let now = shared.options.clock.now_ns();
+    let _serial = shared.lock(Task::Retention);
+    let policy = &shared.options().retention.policy;
+    let now = shared.now_ns();
     let mut report = RetentionReport {
         now_ns: now,
         dry_run,
@@ -415,7 +411,7 @@ pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
     if policy.is_empty() {
         return Ok(report);
     }
-    let holds: Vec<Hold> = shared.kv.scan_json(crate::retention::holds::PREFIX_HOLD)?;
+    let holds: Vec<Hold> = shared.holds()?;
     if !dry_run {
         flush::flush(shared)?;
     }
@@ -443,9 +439,9 @@ pub(crate) fn run(shared: &Shared, dry_run: bool) -> Result<RetentionReport> {
     if !dry_run && (report.segments_dropped + report.segments_rewritten) > 0 {
         if report.rollup_segments_written > 0 {
             // Merge the small rollup segments just written (the background worker would too).
-            crate::store::compaction::compact(shared, shared.options.compaction_min_inputs)?;
+            crate::store::compaction::compact(shared, shared.options().compaction_min_inputs)?;
         }
-        shared.kv.compact_manifest();
+        shared.compact_manifest();
         tracing::info!(
             rows_deleted = report.total_deleted(),
             rows_rolled_up = report.rows_rolled_up,
@@ -531,7 +527,7 @@ fn round(
             report.segments_rewritten += 1;
             continue;
         }
-        let _no_compaction = shared.compaction_lock.lock();
+        let _no_compaction = shared.lock(Task::Compaction);
         let live = shared
             .current()
             .segments
@@ -608,17 +604,31 @@ fn count_hot(
     }
 }
 
-/// A new segment file, its id recorded as pending before the file exists.
-fn new_writer(shared: &Shared, kind: SignalKind) -> Result<(u64, SegmentWriter)> {
-    let id = shared.allocate_segment_id();
-    let mut reserve = WriteBatch::default();
-    shared.kv.put_pending(&mut reserve, id);
-    shared.kv.write(reserve, true)?;
-    let writer = SegmentWriter::create(&shared.segments_dir, id, kind, &shared.options.layout)?;
-    Ok((id, writer))
+/// Writes rollup rows into the rollup segment of their window, starting it if new.
+fn write_rollups(
+    shared: &Shared,
+    pending: &mut PendingSegments<'_>,
+    rollups: &mut BTreeMap<i64, SegmentWriter>,
+    window: i64,
+    batch: Option<RecordBatch>,
+) -> Result<()> {
+    let Some(batch) = batch else { return Ok(()) };
+    for (start, part) in flush::split_by_window(&batch, window)? {
+        let writer = match rollups.entry(start) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(pending.new_segment(SignalKind::Rollup)?)
+            }
+        };
+        shared
+            .pods()
+            .with_lookup(|lookup| writer.write(&part, lookup))?;
+    }
+    Ok(())
 }
 
-/// Replaces `segment` by its rows that stay, plus rollups of the rows that roll.
+/// Replaces `segment` by its rows that stay, plus rollups of the rows that roll, in one
+/// manifest edit. The caller holds the compaction lock and checked that it is live.
 fn rewrite(
     shared: &Shared,
     segment: &Arc<Segment>,
@@ -626,144 +636,80 @@ fn rewrite(
     holds: &[&Hold],
 ) -> Result<RetentionReport> {
     let meta = segment.meta();
-    let mut ids = Vec::new();
-    let result = (|| -> Result<(RetentionReport, Vec<crate::segment::SegmentMeta>)> {
-        // The rows stay in their order, so the kept ones are written in the current order.
-        let reader = segment.read_in_order(BATCH_ROWS)?;
-        // Rollups are ~60x fewer rows than their source: a day of them shares a window, so
-        // compaction merges the small rollup segments of one day.
-        let window = shared.options.window_ns().saturating_mul(ROLLUP_WINDOWS);
-        let mut report = RetentionReport::default();
-        let mut kept: Option<SegmentWriter> = None;
-        let mut rollups: BTreeMap<i64, SegmentWriter> = BTreeMap::new();
-        let mut builder = match meta.kind {
-            SignalKind::Metric | SignalKind::Rollup => Some(RollupBuilder::new()?),
-            _ => None,
-        };
-        let write_rollups = |batch: Option<RecordBatch>,
-                             rollups: &mut BTreeMap<i64, SegmentWriter>,
-                             ids: &mut Vec<u64>|
-         -> Result<()> {
-            let Some(batch) = batch else { return Ok(()) };
-            for (start, part) in flush::split_by_window(&batch, window)? {
-                let writer = match rollups.entry(start) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        let (id, w) = new_writer(shared, SignalKind::Rollup)?;
-                        ids.push(id);
-                        e.insert(w)
-                    }
-                };
-                shared
-                    .pods
-                    .with_lookup(|lookup| writer.write(&part, lookup))?;
-            }
-            Ok(())
-        };
-        for batch in reader {
-            let batch = batch?.with_schema(crate::schema::kind_schema(meta.kind))?;
-            let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
-            let mut series = None;
-            let mut deleted = 0u64;
-            let mut rolled: Vec<(usize, i64)> = Vec::new();
-            report.rows_held += judge.rows(&batch, holds, |row, a| match a {
-                Action::Keep => keep.append_value(true),
-                Action::Delete => {
-                    keep.append_value(false);
-                    deleted += 1;
-                }
-                Action::Roll(step) => {
-                    keep.append_value(false);
-                    rolled.push((row, step));
-                }
-            });
-            if deleted > 0 {
-                *report.rows_deleted.entry(meta.kind).or_default() += deleted;
-            }
-            report.rows_rolled_up += rolled.len() as u64;
-            if let Some(builder) = builder.as_mut()
-                && !rolled.is_empty()
-            {
-                let rows = series.get_or_insert(builder.series(&batch)?);
-                builder.add(&batch, rows, &rolled);
-                if builder.pending() >= BATCH_ROWS {
-                    write_rollups(builder.take(false)?, &mut rollups, &mut ids)?;
-                }
-            }
-            let kept_rows = filter_record_batch(&batch, &keep.finish())?;
-            if kept_rows.num_rows() > 0 {
-                let writer = match kept.as_mut() {
-                    Some(w) => w,
-                    None => {
-                        let (id, w) = new_writer(shared, meta.kind)?;
-                        ids.push(id);
-                        kept.insert(w)
-                    }
-                };
-                shared
-                    .pods
-                    .with_lookup(|lookup| writer.write(&kept_rows, lookup))?;
-            }
-        }
-        if let Some(builder) = builder.as_mut() {
-            write_rollups(builder.take(true)?, &mut rollups, &mut ids)?;
-        }
-        let mut outputs = Vec::new();
-        if let Some(writer) = kept {
-            outputs.push(writer.finish(meta.window_start, meta.max_seq, meta.level)?);
-        }
-        for (start, writer) in rollups {
-            let out = writer.finish(start, meta.max_seq, 0)?;
-            report.rollup_rows_written += out.rows;
-            report.rollup_segments_written += 1;
-            outputs.push(out);
-        }
-        Ok((report, outputs))
-    })();
-    let (mut report, outputs) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            forget(shared, &ids);
-            return Err(e);
-        }
+    let mut pending = shared.pending();
+    // The rows stay in their order, so the kept ones are written in the current order.
+    let reader = segment.read_in_order(BATCH_ROWS)?;
+    // Rollups are ~60x fewer rows than their source: a day of them shares a window, so
+    // compaction merges the small rollup segments of one day.
+    let window = shared.options().window_ns().saturating_mul(ROLLUP_WINDOWS);
+    let mut report = RetentionReport::default();
+    let mut kept: Option<SegmentWriter> = None;
+    let mut rollups: BTreeMap<i64, SegmentWriter> = BTreeMap::new();
+    let mut builder = match meta.kind {
+        SignalKind::Metric | SignalKind::Rollup => Some(RollupBuilder::new()?),
+        _ => None,
     };
-    let mut batch = WriteBatch::default();
-    for out in &outputs {
-        shared.kv.put_segment(&mut batch, out);
+    for batch in reader {
+        let batch = batch?.with_schema(crate::schema::kind_schema(meta.kind))?;
+        let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
+        let mut series = None;
+        let mut deleted = 0u64;
+        let mut rolled: Vec<(usize, i64)> = Vec::new();
+        report.rows_held += judge.rows(&batch, holds, |row, a| match a {
+            Action::Keep => keep.append_value(true),
+            Action::Delete => {
+                keep.append_value(false);
+                deleted += 1;
+            }
+            Action::Roll(step) => {
+                keep.append_value(false);
+                rolled.push((row, step));
+            }
+        });
+        if deleted > 0 {
+            *report.rows_deleted.entry(meta.kind).or_default() += deleted;
+        }
+        report.rows_rolled_up += rolled.len() as u64;
+        if let Some(builder) = builder.as_mut()
+            && !rolled.is_empty()
+        {
+            let rows = series.get_or_insert(builder.series(&batch)?);
+            builder.add(&batch, rows, &rolled);
+            if builder.pending() >= BATCH_ROWS {
+                let full = builder.take(false)?;
+                write_rollups(shared, &mut pending, &mut rollups, window, full)?;
+            }
+        }
+        let kept_rows = filter_record_batch(&batch, &keep.finish())?;
+        if kept_rows.num_rows() > 0 {
+            let writer = match kept.as_mut() {
+                Some(w) => w,
+                None => kept.insert(pending.new_segment(meta.kind)?),
+            };
+            shared
+                .pods()
+                .with_lookup(|lookup| writer.write(&kept_rows, lookup))?;
+        }
     }
-    for &id in &ids {
-        shared.kv.delete_pending(&mut batch, id);
+    if let Some(builder) = builder.as_mut() {
+        let rest = builder.take(true)?;
+        write_rollups(shared, &mut pending, &mut rollups, window, rest)?;
     }
-    shared.kv.delete_segment(&mut batch, meta.id);
-    shared.kv.put_dropped(&mut batch, meta.id);
-    shared
-        .kv
-        .put_next_segment_id(&mut batch, shared.next_segment_id.load(Ordering::SeqCst));
-    fail::fail_point!("retention::before_manifest", |_| crate::failpoints::crash());
-    if let Err(e) = shared.kv.write(batch, true) {
-        forget(shared, &ids);
-        return Err(e);
+    let mut edit = VersionEdit::new(Cause::RetentionRewrite);
+    if let Some(writer) = kept {
+        edit.add(writer.finish(meta.window_start, meta.max_seq, meta.level)?);
     }
-    fail::fail_point!("retention::after_manifest", |_| crate::failpoints::crash());
+    for (start, writer) in rollups {
+        let out = writer.finish(start, meta.max_seq, 0)?;
+        report.rollup_rows_written += out.rows;
+        report.rollup_segments_written += 1;
+        edit.add(out);
+    }
     report.segments_rewritten = 1;
-    report.bytes_written = outputs.iter().map(|m| m.file_size).sum();
+    report.bytes_written = edit.added().iter().map(|m| m.file_size).sum();
     report.bytes_freed = meta.file_size;
-    {
-        let mut current = shared.version.write();
-        let mut segments: Vec<Arc<Segment>> = current
-            .segments
-            .iter()
-            .filter(|s| s.meta().id != meta.id)
-            .cloned()
-            .collect();
-        segments.extend(
-            outputs
-                .into_iter()
-                .map(|m| Arc::new(Segment::new(m, &shared.segments_dir))),
-        );
-        current.segments = Arc::new(segments);
-    }
-    segment.mark_obsolete();
+    edit.remove(Arc::clone(segment));
+    shared.apply(edit, pending)?;
     Ok(report)
 }
 
@@ -789,11 +735,11 @@ fn log_drops(drops: &[Arc<Segment>], dry_run: bool) {
     }
 }
 
-/// Removes wholly expired segments (those still live) from the manifest in one synced write,
-/// after logging them; returns the ones removed.
+/// Removes wholly expired segments (those still live) from the manifest in one edit, after
+/// logging them; returns the ones removed.
 fn drop_segments(shared: &Shared, drops: Vec<Arc<Segment>>) -> Result<Vec<Arc<Segment>>> {
-    let _no_compaction = shared.compaction_lock.lock();
-    let live: std::collections::HashSet<u64> = shared
+    let _no_compaction = shared.lock(Task::Compaction);
+    let live: HashSet<u64> = shared
         .current()
         .segments
         .iter()
@@ -807,46 +753,12 @@ fn drop_segments(shared: &Shared, drops: Vec<Arc<Segment>>) -> Result<Vec<Arc<Se
         return Ok(drops);
     }
     log_drops(&drops, false);
-    let mut batch = WriteBatch::default();
+    let mut edit = VersionEdit::new(Cause::RetentionDrop);
     for s in &drops {
-        shared.kv.delete_segment(&mut batch, s.meta().id);
-        shared.kv.put_dropped(&mut batch, s.meta().id);
+        edit.remove(Arc::clone(s));
     }
-    fail::fail_point!("retention::before_drop", |_| crate::failpoints::crash());
-    shared.kv.write(batch, true)?;
-    let gone: std::collections::HashSet<u64> = drops.iter().map(|s| s.meta().id).collect();
-    {
-        let mut current = shared.version.write();
-        let segments: Vec<Arc<Segment>> = current
-            .segments
-            .iter()
-            .filter(|s| !gone.contains(&s.meta().id))
-            .cloned()
-            .collect();
-        current.segments = Arc::new(segments);
-    }
-    for s in &drops {
-        s.mark_obsolete();
-    }
+    shared.apply(edit, shared.pending())?;
     Ok(drops)
-}
-
-/// Abandons the outputs of a failed rewrite: their files go (finished or not, whatever their
-/// kind), then their pending records. If that fails too, open finds the pending records.
-fn forget(shared: &Shared, ids: &[u64]) {
-    for &id in ids {
-        for kind in SignalKind::STORED {
-            let path = shared
-                .segments_dir
-                .join(crate::segment::meta::file_name(id, kind));
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-    let mut batch = WriteBatch::default();
-    for &id in ids {
-        shared.kv.delete_pending(&mut batch, id);
-    }
-    let _ = shared.kv.write(batch, true);
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
 
 /// After `keep`, rows of the previous resolution become buckets of `step`, kept while younger
 /// than `keep` (counted from the bucket's time, like every age here).

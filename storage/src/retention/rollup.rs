@@ -14,22 +14,10 @@ use arrow::array::{
 use arrow::datatypes::{Float64Type, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 
+use crate::SignalKind;
 use crate::error::Result;
-use crate::kind::SignalKind;
 use crate::schema::{TS_TZ, kind_schema};
-
-/// The columns that identify a series: every rollup column but `ts` and the aggregates.
-pub(crate) const SERIES_COLUMNS: &[&str] = &[
-    "cluster",
-    "namespace",
-    "pod",
-    "container",
-    "node",
-    "attributes",
-    "name",
-    "metric_type",
-    "unit",
-];
+use vigil_model::series::SERIES_COLUMNS;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 

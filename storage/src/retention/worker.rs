@@ -2,11 +2,11 @@
 //! while the policy is within its change grace.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use vigil_model::time::nanos;
 
 use crate::retention::run;
 use crate::store::Shared;
@@ -35,23 +35,23 @@ impl Worker {
 }
 
 fn work(shared: &Shared, stopped: &Receiver<()>) {
-    let every = i64::try_from(shared.options.retention.check_every.as_nanos()).unwrap_or(i64::MAX);
-    let grace = i64::try_from(shared.options.retention.change_grace.as_nanos()).unwrap_or(i64::MAX);
+    let every = nanos(shared.options().retention.check_every);
+    let grace = nanos(shared.options().retention.change_grace);
     let mut last: Option<i64> = None;
     loop {
         match stopped.recv_timeout(TICK) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        if shared.closing.load(Ordering::SeqCst) {
+        if shared.closing() {
             return;
         }
-        let now = shared.options.clock.now_ns();
+        let now = shared.now_ns();
         if last.is_some_and(|l| now.saturating_sub(l) < every) {
             continue;
         }
         last = Some(now);
-        let since = shared.policy_since.load(Ordering::SeqCst);
+        let since = shared.policy_since();
         let in_grace = now < since.saturating_add(grace);
         match run(shared, in_grace) {
             Ok(report) if in_grace && (report.total_deleted() > 0 || report.rows_rolled_up > 0) => {

@@ -1,7 +1,7 @@
 //! What the manifest records about one segment, and its byte layout (see `docs/format.md`).
 
+use crate::SignalKind;
 use crate::codec::{DecodeResult, Decoder, Encoder};
-use crate::kind::SignalKind;
 use crate::segment::index::SegmentIndex;
 use crate::segment::sort::RowOrder;
 

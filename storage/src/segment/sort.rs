@@ -18,8 +18,8 @@ use arrow::compute::{
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, SortField};
 
+use crate::SignalKind;
 use crate::error::Result;
-use crate::kind::SignalKind;
 
 /// The order of the rows in a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

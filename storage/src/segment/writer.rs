@@ -17,8 +17,8 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
 use crate::pods::PodKey;
 use crate::schema::kind_schema;
 use crate::segment::index::IndexBuilder;
@@ -254,7 +254,7 @@ impl SegmentWriter {
                 .inner
                 .into_inner()
                 .map_err(|e| StorageError::io(&self.tmp_path, e.into_error()))?;
-            fail::fail_point!("segment::before_fsync", |_| crate::failpoints::crash());
+            crate::failpoints::crash_point!("segment::before_fsync");
             file.sync_all()
                 .map_err(|e| StorageError::io(&self.tmp_path, e))?;
             drop(file);

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use vigil_model::time::nanos;
 
 use crate::store::{Shared, compaction, flush};
 
@@ -59,9 +60,9 @@ fn run(shared: Arc<Shared>, signals: Receiver<Signal>) {
                 continue;
             }
             // Give back the disk space of hot rows now in segments.
-            shared.kv.compact_hot();
+            shared.compact_hot();
         }
-        if let Err(e) = compaction::compact(&shared, shared.options.compaction_min_inputs) {
+        if let Err(e) = compaction::compact(&shared, shared.options().compaction_min_inputs) {
             tracing::error!(error = %e, "background compaction failed; will retry");
         }
     }
@@ -72,8 +73,9 @@ fn due(shared: &Shared) -> bool {
     let Some(oldest) = v.hot.iter().map(|h| h.arrived_ns).min() else {
         return false;
     };
-    let age = shared.options.clock.now_ns().saturating_sub(oldest);
-    v.hot_rows() >= shared.options.flush_rows
-        || v.hot_bytes() >= shared.options.flush_bytes
-        || age >= i64::try_from(shared.options.flush_age.as_nanos()).unwrap_or(i64::MAX)
+    let options = shared.options();
+    let age = shared.now_ns().saturating_sub(oldest);
+    v.hot_rows() >= options.flush_rows
+        || v.hot_bytes() >= options.flush_bytes
+        || age >= nanos(options.flush_age)
 }

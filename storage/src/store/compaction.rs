@@ -1,22 +1,20 @@
 //! Compaction: small segments of one kind and time window are merged into one.
 //!
-//! The merge streams the inputs in the kind's order ([`RowOrder`]) with bounded memory. The manifest swap
-//! (add the output, delete the inputs) is one synced RocksDB write; the input files are
-//! deleted when the last query holding them finishes. A crash before the swap leaves an
-//! orphan output file; after it, orphan input files. `Store::open` deletes both kinds.
+//! The merge streams the inputs in the kind's order ([`RowOrder`]) with bounded memory. The
+//! output replaces the inputs in one manifest edit (`store::shared::edit`); the input files
+//! are deleted when the last query holding them finishes. A crash before the edit commits
+//! leaves an orphan output file; after it, orphan input files. `Store::open` deletes both.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rocksdb::WriteBatch;
-
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
 use crate::schema::kind_schema;
 use crate::segment::Segment;
 use crate::segment::sort::{RowOrder, SortedMerge};
-use crate::segment::writer::SegmentWriter;
 use crate::store::Shared;
+use crate::store::shared::{Cause, Task, VersionEdit};
 use crate::version::Version;
 
 /// What a compaction pass did.
@@ -31,11 +29,11 @@ pub struct CompactionStats {
 
 /// Merges, per (kind, window), groups of at least `min_inputs` small segments.
 pub(crate) fn compact(shared: &Shared, min_inputs: usize) -> Result<CompactionStats> {
-    let _serial = shared.compaction_lock.lock();
+    let _serial = shared.lock(Task::Compaction);
     let mut stats = CompactionStats::default();
     for inputs in pick(
         &shared.current(),
-        shared.options.compaction_target_rows,
+        shared.options().compaction_target_rows,
         min_inputs,
     ) {
         let rows = merge(shared, &inputs)?;
@@ -90,7 +88,7 @@ pub(crate) fn pick(
 /// written before format 4 are in (pod, ts) order), one at a time, each swapped in
 /// atomically like a compaction: a crash leaves the rest for the next open.
 pub(crate) fn rewrite_in_current_order(shared: &Shared) -> Result<usize> {
-    let _serial = shared.compaction_lock.lock();
+    let _serial = shared.lock(Task::Compaction);
     let stale: Vec<Arc<Segment>> = shared
         .current()
         .segments
@@ -110,6 +108,8 @@ pub(crate) fn rewrite_in_current_order(shared: &Shared) -> Result<usize> {
     Ok(stale.len())
 }
 
+/// Merges `inputs` (all of one kind and window) into one new segment that replaces them in
+/// one manifest edit. The caller holds the compaction lock.
 fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
     let first = inputs[0].meta();
     let (kind, window_start) = (first.kind, first.window_start);
@@ -119,28 +119,14 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
         .map(|segment| segment.read_in_order(8192))
         .collect::<Result<Vec<_>>>()?;
     let merged = SortedMerge::new(Arc::clone(&schema), readers, 8192, RowOrder::of(kind))?;
-    let id = shared.allocate_segment_id();
-    let mut reserve = WriteBatch::default();
-    shared.kv.put_pending(&mut reserve, id);
-    shared.kv.write(reserve, true)?;
-    let written = (|| -> Result<SegmentWriter> {
-        let mut writer =
-            SegmentWriter::create(&shared.segments_dir, id, kind, &shared.options.layout)?;
-        for batch in merged {
-            let batch = batch?.with_schema(Arc::clone(&schema))?;
-            shared
-                .pods
-                .with_lookup(|lookup| writer.write(&batch, lookup))?;
-        }
-        Ok(writer)
-    })();
-    let writer = match written {
-        Ok(w) => w,
-        Err(e) => {
-            forget_pending(shared, id);
-            return Err(e);
-        }
-    };
+    let mut pending = shared.pending();
+    let mut writer = pending.new_segment(kind)?;
+    for batch in merged {
+        let batch = batch?.with_schema(Arc::clone(&schema))?;
+        shared
+            .pods()
+            .with_lookup(|lookup| writer.write(&batch, lookup))?;
+    }
     let max_seq = inputs.iter().map(|s| s.meta().max_seq).max().unwrap_or(0);
     let top = inputs.iter().map(|s| s.meta().level).max().unwrap_or(0);
     // A segment rewritten alone (into the current order) keeps its level.
@@ -149,71 +135,24 @@ fn merge(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<u64> {
     } else {
         top.saturating_add(1)
     };
-    let meta = match writer.finish(window_start, max_seq, level) {
-        Ok(meta) => meta,
-        Err(e) => {
-            forget_pending(shared, id);
-            return Err(e);
-        }
-    };
+    let meta = writer.finish(window_start, max_seq, level)?;
     let rows = meta.rows;
     let input_rows: u64 = inputs.iter().map(|s| s.meta().rows).sum();
     if rows != input_rows {
-        let _ = std::fs::remove_file(shared.segments_dir.join(meta.file_name()));
-        forget_pending(shared, id);
+        // Dropping `pending` deletes the output.
         return Err(StorageError::corrupted(
-            &shared.segments_dir,
+            shared.segments_dir(),
             format!("compaction read {rows} rows from segments that hold {input_rows}"),
         ));
     }
-
-    let mut batch = WriteBatch::default();
-    shared.kv.put_segment(&mut batch, &meta);
-    shared.kv.delete_pending(&mut batch, id);
+    let mut edit = VersionEdit::new(Cause::Compaction);
+    edit.add(meta);
     for segment in inputs {
-        shared.kv.delete_segment(&mut batch, segment.meta().id);
-        shared.kv.put_dropped(&mut batch, segment.meta().id);
+        edit.remove(Arc::clone(segment));
     }
-    shared.kv.put_next_segment_id(
-        &mut batch,
-        shared
-            .next_segment_id
-            .load(std::sync::atomic::Ordering::SeqCst),
-    );
-    fail::fail_point!("compaction::before_manifest", |_| crate::failpoints::crash(
-    ));
-    if let Err(e) = shared.kv.write(batch, true) {
-        let _ = std::fs::remove_file(shared.segments_dir.join(meta.file_name()));
-        forget_pending(shared, id);
-        return Err(e);
-    }
-    fail::fail_point!("compaction::after_manifest", |_| crate::failpoints::crash());
-
-    let gone: HashSet<u64> = inputs.iter().map(|s| s.meta().id).collect();
-    {
-        let mut current = shared.version.write();
-        let mut segments: Vec<Arc<Segment>> = current
-            .segments
-            .iter()
-            .filter(|s| !gone.contains(&s.meta().id))
-            .cloned()
-            .collect();
-        segments.push(Arc::new(Segment::new(meta, &shared.segments_dir)));
-        current.segments = Arc::new(segments);
-    }
-    for segment in inputs {
-        segment.mark_obsolete();
-    }
+    shared.apply(edit, pending)?;
     tracing::debug!(inputs = inputs.len(), rows, %kind, "compacted segments");
     Ok(rows)
-}
-
-/// Drops the pending record of an abandoned output (its file is already gone or was never
-/// complete). If this fails, open finishes the job.
-fn forget_pending(shared: &Shared, id: u64) {
-    let mut batch = WriteBatch::default();
-    shared.kv.delete_pending(&mut batch, id);
-    let _ = shared.kv.write(batch, true);
 }
 
 #[cfg(test)]
@@ -305,23 +244,20 @@ mod tests {
             let old = Arc::clone(&shared.current().segments[0]);
             assert_eq!(old.meta().order, RowOrder::PodNameTs);
             let legacy = sort_batch(&all_rows(&old), RowOrder::PodTs).unwrap();
-            let id = shared.allocate_segment_id();
-            let mut writer = SegmentWriter::create(
-                &shared.segments_dir,
-                id,
-                SignalKind::Metric,
-                &shared.options.layout,
-            )
-            .unwrap();
+            let serial = shared.lock(Task::Compaction);
+            let mut pending = shared.pending();
+            let mut writer = pending.new_segment(SignalKind::Metric).unwrap();
             shared
-                .pods
+                .pods()
                 .with_lookup(|lookup| writer.write(&legacy, lookup))
                 .unwrap();
             let mut meta = writer
                 .finish(old.meta().window_start, old.meta().max_seq, 0)
                 .unwrap();
             let mut index = IndexBuilder::new(SignalKind::Metric, RowOrder::PodTs);
-            shared.pods.with_lookup(|lookup| index.add(&legacy, lookup));
+            shared
+                .pods()
+                .with_lookup(|lookup| index.add(&legacy, lookup));
             meta.order = RowOrder::PodTs;
             meta.index = index.finish();
             // As version-1 metadata encodes it: no order byte.
@@ -331,11 +267,11 @@ mod tests {
             let decoded = SegmentMeta::decode(meta.id, &bytes).unwrap();
             assert_eq!(decoded, meta);
             assert_eq!(decoded.index.block_rows, crate::segment::index::BLOCK_ROWS);
-            let mut batch = WriteBatch::default();
-            shared.kv.put_segment(&mut batch, &meta);
-            shared.kv.delete_segment(&mut batch, old.meta().id);
-            shared.kv.put_dropped(&mut batch, old.meta().id);
-            shared.kv.write(batch, true).unwrap();
+            let mut edit = VersionEdit::new(Cause::Compaction);
+            edit.add(meta);
+            edit.remove(old);
+            shared.apply(edit, pending).unwrap();
+            drop(serial);
             store.close().unwrap();
         }
 

@@ -11,22 +11,21 @@ mod commit;
 pub(crate) mod compaction;
 pub(crate) mod flush;
 mod open;
+pub(crate) mod shared;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
-use crate::kv::{Kv, encode_hot};
-use crate::options::{Durability, StoreOptions};
-use crate::pod_history::{PodHistory, PodObservation, PodVersion};
+use crate::kv::encode_hot;
+use crate::options::StoreOptions;
+use crate::pod_history::{PodObservation, PodVersion};
 use crate::pods::{PodDictionary, pod_keys};
 use crate::retention::{Hold, HoldRequest, RetentionPolicy, RetentionReport};
 use crate::validate::normalize;
@@ -36,6 +35,8 @@ pub use compaction::CompactionStats;
 pub use flush::FlushStats;
 
 use commit::CommitRequest;
+pub(crate) use shared::Shared;
+use shared::{Cause, Task, VersionEdit};
 
 /// What an acknowledged write returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,35 +48,12 @@ pub struct WriteReceipt {
     pub last_seq: u64,
 }
 
-/// State shared by the store handle, the committer and the background worker.
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    pub segments_dir: PathBuf,
-    pub options: StoreOptions,
-    pub kv: Kv,
-    pub pods: PodDictionary,
-    pub pod_history: PodHistory,
-    pub version: RwLock<Version>,
-    pub next_seq: AtomicU64,
-    pub next_segment_id: AtomicU64,
-    pub flush_lock: Mutex<()>,
-    pub compaction_lock: Mutex<()>,
-    pub retention_lock: Mutex<()>,
-    /// When the current retention policy took effect (store clock, nanoseconds).
-    pub policy_since: AtomicI64,
-    /// Signalled after every flush, for writers stalled on too many hot rows.
-    pub flushed: (Mutex<u64>, Condvar),
-    pub closing: AtomicBool,
-}
-
-impl Shared {
-    pub fn current(&self) -> Version {
-        self.version.read().clone()
-    }
-
-    pub(crate) fn allocate_segment_id(&self) -> u64 {
-        self.next_segment_id.fetch_add(1, Ordering::SeqCst)
-    }
+/// A committed write: its receipt and its rows as stored.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    pub receipt: WriteReceipt,
+    /// In the kind's canonical schema; empty batches left out.
+    pub batches: Vec<RecordBatch>,
 }
 
 /// An open store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -90,7 +68,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("dir", &self.shared.dir)
+            .field("dir", &self.shared.dir())
             .finish()
     }
 }
@@ -103,37 +81,22 @@ impl Store {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.shared.dir
+        self.shared.dir()
     }
 
     pub fn options(&self) -> &StoreOptions {
-        &self.shared.options
+        self.shared.options()
     }
 
     /// Folds observations of pods into the pod history (the `pods` table) and persists what
     /// changed, with the store's durability.
     pub fn observe_pods(&self, observations: &[PodObservation]) -> Result<()> {
-        if observations.is_empty() {
-            return Ok(());
-        }
-        let history = &self.shared.pod_history;
-        let _persisting = history.persist.lock();
-        let changed = history.observe(observations);
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let mut batch = rocksdb::WriteBatch::default();
-        for version in &changed {
-            self.shared.kv.put_pod_version(&mut batch, version);
-        }
-        self.shared
-            .kv
-            .write(batch, self.shared.options.durability == Durability::Sync)
+        self.shared.observe_pods(observations)
     }
 
     /// Every version of every pod, ordered by (cluster, namespace, pod, valid_from).
     pub fn pod_history(&self) -> Vec<PodVersion> {
-        self.shared.pod_history.snapshot()
+        self.shared.pod_history()
     }
 
     /// Validates, makes durable and publishes one batch of `kind`. Blocks until the batch is
@@ -145,6 +108,12 @@ impl Store {
     /// Like [`Store::write`] for several batches of one kind, all or nothing: after a crash
     /// either every batch is there or none is.
     pub fn write_all(&self, kind: SignalKind, batches: &[RecordBatch]) -> Result<WriteReceipt> {
+        Ok(self.commit(kind, batches)?.receipt)
+    }
+
+    /// [`Store::write_all`], returning the rows as stored (the kind's canonical schema) with
+    /// the receipt, for whoever must see every committed write.
+    pub fn commit(&self, kind: SignalKind, batches: &[RecordBatch]) -> Result<Committed> {
         if kind == SignalKind::Rollup {
             return Err(StorageError::InvalidBatch {
                 kind: kind.as_str(),
@@ -153,6 +122,7 @@ impl Store {
             });
         }
         let mut parts = Vec::with_capacity(batches.len());
+        let mut canonical = Vec::with_capacity(batches.len());
         let mut pods = Vec::new();
         for batch in batches {
             if batch.num_rows() == 0 {
@@ -161,10 +131,11 @@ impl Store {
             let batch = normalize(kind, batch)?;
             pods.extend(pod_keys(&batch));
             let record = encode_hot(kind, &batch)?;
+            canonical.push(batch.clone());
             parts.push((batch, record));
         }
         if parts.is_empty() {
-            return Ok(WriteReceipt::default());
+            return Ok(Committed::default());
         }
         self.stall_while_too_many_hot_rows();
         let (reply, receipt) = crossbeam_channel::bounded(1);
@@ -179,25 +150,24 @@ impl Store {
             })
             .map_err(|_| StorageError::ShuttingDown)?;
         }
-        receipt.recv().map_err(|_| StorageError::ShuttingDown)?
+        let receipt = receipt.recv().map_err(|_| StorageError::ShuttingDown)??;
+        Ok(Committed {
+            receipt,
+            batches: canonical,
+        })
     }
 
     /// Blocks while more rows are hot than `stall_rows`, so memory stays bounded when
     /// writers outrun the flusher. Only with background flushing on.
     fn stall_while_too_many_hot_rows(&self) {
-        if !self.shared.options.background {
+        if !self.shared.options().background {
             return;
         }
-        let (lock, cvar) = &self.shared.flushed;
-        let mut guard = lock.lock();
-        while self.shared.current().hot_rows() > self.shared.options.stall_rows
-            && !self.shared.closing.load(Ordering::SeqCst)
-        {
+        self.shared.stall_while_too_many_hot_rows(|| {
             if let Some(worker) = self.background.lock().as_ref() {
                 worker.wake();
             }
-            cvar.wait_for(&mut guard, Duration::from_millis(100));
-        }
+        });
     }
 
     /// The current state: hot rows and live segments. Never changes once returned.
@@ -207,7 +177,7 @@ impl Store {
 
     /// The pod dictionary.
     pub fn pods(&self) -> &PodDictionary {
-        &self.shared.pods
+        self.shared.pods()
     }
 
     /// Writes every hot row into segments now.
@@ -222,25 +192,19 @@ impl Store {
 
     /// The retention policy in effect.
     pub fn retention_policy(&self) -> &RetentionPolicy {
-        &self.shared.options.retention.policy
+        &self.shared.options().retention.policy
     }
 
     /// When the policy took effect (it differed from the one the store last ran with), by the
     /// store's clock. Background passes delete nothing until `change_grace` after it.
     pub fn retention_policy_since(&self) -> i64 {
-        self.shared.policy_since.load(Ordering::SeqCst)
+        self.shared.policy_since()
     }
 
     /// Runs a retention pass now, grace or not: logs what it will delete, then deletes it.
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
         // Enforcing records the rules as the ones in effect (a dry run does not).
-        let since = open::record_policy(
-            &self.shared.kv,
-            &self.shared.options.retention,
-            self.shared.options.clock.now_ns(),
-            true,
-        )?;
-        self.shared.policy_since.store(since, Ordering::SeqCst);
+        self.shared.record_policy(true)?;
         crate::retention::run(&self.shared, false)
     }
 
@@ -262,56 +226,39 @@ impl Store {
                 crate::retention::format_instant(request.to_ns)
             )));
         }
-        let _serial = self.shared.retention_lock.lock();
-        let id = self
-            .shared
-            .kv
-            .get_json::<u64>(crate::retention::holds::KEY_NEXT_HOLD_ID)?
-            .unwrap_or(1);
+        let _serial = self.shared.lock(Task::Retention);
         let hold = Hold {
-            id,
+            id: self.shared.next_hold_id()?,
             namespace: request.namespace.filter(|n| !n.is_empty()),
             pod: request.pod,
             from_ns: request.from_ns,
             to_ns: request.to_ns,
             reason: request.reason,
-            placed_ns: self.shared.options.clock.now_ns(),
+            placed_ns: self.shared.now_ns(),
         };
-        let mut batch = rocksdb::WriteBatch::default();
-        self.shared.kv.put_json(
-            &mut batch,
-            &crate::kv::id_key(crate::retention::holds::PREFIX_HOLD, id),
-            &hold,
-        );
-        self.shared.kv.put_json(
-            &mut batch,
-            crate::retention::holds::KEY_NEXT_HOLD_ID,
-            &(id + 1),
-        );
-        self.shared.kv.write(batch, true)?;
-        tracing::info!(id, pod = %hold.pod, reason = %hold.reason, "placed a retention hold");
+        let mut edit = VersionEdit::new(Cause::Hold);
+        edit.place_hold(hold.clone());
+        self.shared.apply(edit, self.shared.pending())?;
+        tracing::info!(id = hold.id, pod = %hold.pod, reason = %hold.reason, "placed a retention hold");
         Ok(hold)
     }
 
     /// Ends a hold; false when there was none with this id.
     pub fn release_hold(&self, id: u64) -> Result<bool> {
-        let _serial = self.shared.retention_lock.lock();
-        let key = crate::kv::id_key(crate::retention::holds::PREFIX_HOLD, id);
-        if self.shared.kv.get_json::<Hold>(&key)?.is_none() {
+        let _serial = self.shared.lock(Task::Retention);
+        if !self.shared.holds()?.iter().any(|h| h.id == id) {
             return Ok(false);
         }
-        let mut batch = rocksdb::WriteBatch::default();
-        self.shared.kv.delete_key(&mut batch, &key);
-        self.shared.kv.write(batch, true)?;
+        let mut edit = VersionEdit::new(Cause::Hold);
+        edit.release_hold(id);
+        self.shared.apply(edit, self.shared.pending())?;
         tracing::info!(id, "released a retention hold");
         Ok(true)
     }
 
     /// Every hold in effect, by id.
     pub fn holds(&self) -> Result<Vec<Hold>> {
-        self.shared
-            .kv
-            .scan_json(crate::retention::holds::PREFIX_HOLD)
+        self.shared.holds()
     }
 
     /// Reads every segment file and checks its size and CRC against the manifest.
@@ -347,7 +294,7 @@ impl Store {
     /// Stops the background worker and the committer, after every write already sent has
     /// been acknowledged or refused. Hot rows stay in the WAL; nothing needs flushing.
     pub fn close(&self) -> Result<()> {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.start_closing();
         if let Some(worker) = self.retention.lock().take() {
             worker.stop();
         }
@@ -359,7 +306,7 @@ impl Store {
         if let Some(handle) = committer {
             let _ = handle.join();
             // Only the first close does this; later calls find nothing to stop.
-            self.shared.kv.flush_memtables(true)?;
+            self.shared.flush_memtables()?;
         }
         Ok(())
     }

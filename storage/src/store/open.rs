@@ -8,9 +8,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StorageError};
 use crate::kv::Kv;
@@ -20,6 +19,7 @@ use crate::pods::PodDictionary;
 use crate::segment::Segment;
 use crate::segment::meta::parse_file_name;
 use crate::store::background::{Signal, Worker};
+use crate::store::shared::Recovered;
 use crate::store::{Shared, Store, commit, compaction};
 use crate::version::{HotBatch, Version};
 
@@ -98,28 +98,24 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
 
     // A store that enforces in the background records the rules now, starting their grace;
     // one that does not (`vigil retention --dry-run`, tools) only reads the record.
-    let policy_since = record_policy(&kv, &options.retention, now, options.background)?;
+    let policy_since =
+        crate::retention::record_policy(&kv, &options.retention, now, options.background)?;
     let background = options.background;
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Shared::new(Recovered {
         dir: dir.to_path_buf(),
         segments_dir,
         options,
         pod_history: PodHistory::from_versions(kv.load_pod_history()?),
         kv,
         pods,
-        version: RwLock::new(Version {
+        version: Version {
             hot: Arc::new(hot),
             segments: Arc::new(segments),
-        }),
-        next_seq: AtomicU64::new(next_seq),
-        next_segment_id: AtomicU64::new(next_segment_id),
-        flush_lock: Mutex::new(()),
-        compaction_lock: Mutex::new(()),
-        retention_lock: Mutex::new(()),
-        policy_since: AtomicI64::new(policy_since),
-        flushed: (Mutex::new(0), Condvar::new()),
-        closing: AtomicBool::new(false),
-    });
+        },
+        next_seq,
+        next_segment_id,
+        policy_since,
+    }));
 
     // Metric segments of stores older than format 4 are in (pod, ts) order: rewrite them
     // series-major before anything reads or merges them.
@@ -146,7 +142,7 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         })
         .map_err(|e| StorageError::io(dir, e))?;
 
-    let retention = if background && !shared.options.retention.policy.is_empty() {
+    let retention = if background && !shared.options().retention.policy.is_empty() {
         Some(
             crate::retention::worker::Worker::start(Arc::clone(&shared))
                 .map_err(|e| StorageError::io(dir, e))?,
@@ -162,51 +158,6 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
         background: Mutex::new(worker),
         retention: Mutex::new(retention),
     })
-}
-
-/// Compares the retention policy with the one the store last enforced. The same one keeps
-/// its instant; a different (non-empty) one takes effect `now`, and with `write` that is
-/// recorded and logged. Returns the instant the policy took effect.
-pub(crate) fn record_policy(
-    kv: &Kv,
-    retention: &crate::retention::RetentionOptions,
-    now: i64,
-    write: bool,
-) -> Result<i64> {
-    use crate::retention::{KEY_POLICY, PolicyRecord, format_duration, format_instant};
-    let fingerprint = retention.policy.fingerprint();
-    let previous: Option<PolicyRecord> = kv.get_json(KEY_POLICY)?;
-    if let Some(p) = &previous
-        && p.fingerprint == fingerprint
-    {
-        return Ok(p.since_ns);
-    }
-    // Without rules nothing is deleted, and the record of the rules last enforced stays.
-    if retention.policy.is_empty() {
-        return Ok(previous.map_or(now, |p| p.since_ns));
-    }
-    if !write {
-        return Ok(now);
-    }
-    let grace = i64::try_from(retention.change_grace.as_nanos()).unwrap_or(i64::MAX);
-    tracing::warn!(
-        previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
-        now = %fingerprint,
-        grace = %format_duration(retention.change_grace),
-        deletes_from = %format_instant(now.saturating_add(grace)),
-        "retention rules changed; passes only log what they would delete until the grace ends"
-    );
-    let mut batch = rocksdb::WriteBatch::default();
-    kv.put_json(
-        &mut batch,
-        KEY_POLICY,
-        &PolicyRecord {
-            fingerprint,
-            since_ns: now,
-        },
-    );
-    kv.write(batch, true)?;
-    Ok(now)
 }
 
 /// Deletes the segment files a durable record says are garbage: temporary files, outputs of

@@ -13,8 +13,8 @@ use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::util::display::FormatOptions;
 
+use crate::SignalKind;
 use crate::error::{Result, StorageError};
-use crate::kind::SignalKind;
 use crate::schema::{ColumnType, column, columns, kind_schema};
 
 /// Converts `batch` to the canonical schema of `kind`, or says which column is wrong.

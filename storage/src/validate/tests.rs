@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimestampNanosecondTy
 use arrow::record_batch::RecordBatch;
 
 use super::normalize;
-use crate::kind::SignalKind;
+use crate::SignalKind;
 use crate::schema::kind_schema;
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use roaring::RoaringBitmap;
 
+use crate::SignalKind;
 use crate::codec::{DecodeResult, Decoder, Encoder};
-use crate::kind::SignalKind;
 use crate::pods::PodKey;
 use crate::schema::value_indexed_columns;
 use crate::segment::sort::RowOrder;

@@ -1,18 +1,20 @@
-//! Merging sorted partitions by key runs.
+//! The partition merge: the sorted partitions of one input combined into one sorted stream,
+//! by key runs. (This is the only "merge" of the crate in the classic sense; the joins that
+//! consume it are the sorted joins of [`crate::sorted_join`].)
 //!
 //! The temporal operators read inputs sorted by (keys, time) whose partitions are each
 //! sorted that way: vigil's scans give one partition per segment, and segments cover
 //! windows of time, so a key's rows of one partition seldom interleave in time with its
-//! rows of another. DataFusion's sort-preserving merge compares every row with a row of each
+//! rows of another. DataFusion's `SortPreservingMergeExec` compares every row with a row of each
 //! other partition, on row-encoded keys. [`merge_partitions`] compares keys once per *run*
 //! (the rows of one key in one batch) and, among the partitions holding the smallest key,
 //! hands over whole stretches of rows at once: from the partition whose next row is earliest,
 //! every row up to the next row of another partition (found by binary search). Partitions
 //! that do not overlap in time cost one comparison per key and partition; ones that do are
 //! merged row stretch by row stretch, as exactly as a row-by-row merge. Ties in (keys, time)
-//! go to the lower partition first, as in DataFusion's merge.
+//! go to the lower partition first, as in DataFusion's `SortPreservingMergeExec`.
 //!
-//! Each partition is read ahead on its own task (as DataFusion's merge does), and the merge
+//! Each partition is read ahead on its own task (as DataFusion's does), and the merge
 //! runs on a task of its own ahead of its consumer, so decoding, merging and joining run in
 //! parallel.
 
@@ -26,12 +28,12 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
 use datafusion::common::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::common::spawn_buffered;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::merge::PhysicalExprRef;
 use crate::time::time_values;
 
 /// Batches each partition may read ahead of the merge.

@@ -1,7 +1,7 @@
 use super::*;
 
 /// `docs/schema.md` is generated from the column specs; this keeps it true.
-/// `VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc` rewrites it.
+/// `VIGIL_BLESS=1 cargo test -p vigil-model schema_doc` rewrites it.
 #[test]
 fn schema_doc_is_up_to_date() {
     // The directory cargo runs the test in, not the one it was compiled in: a build cache
@@ -16,7 +16,7 @@ fn schema_doc_is_up_to_date() {
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         actual == expected,
-        "docs/schema.md is stale: run VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc"
+        "docs/schema.md is stale: run VIGIL_BLESS=1 cargo test -p vigil-model schema_doc"
     );
 }
 

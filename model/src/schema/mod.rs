@@ -425,7 +425,7 @@ pub fn schema_markdown() -> String {
     let mut out = String::new();
     out.push_str("# vigil's data model\n\n");
     out.push_str(
-        "<!-- Generated from storage/src/schema/mod.rs by `VIGIL_BLESS=1 cargo test -p vigil-storage schema_doc`; do not edit by hand. -->\n\n",
+        "<!-- Generated from model/src/schema/mod.rs by `VIGIL_BLESS=1 cargo test -p vigil-model schema_doc`; do not edit by hand. -->\n\n",
     );
     out.push_str(
         "Every row is one signal of one kind. SQL sees one table per kind and the union `signals`\n\

@@ -1,7 +1,15 @@
-//! Pieces shared by the merge joins (ASOF and time-band): their two sorted inputs and what
-//! they require of them ([`MergeInputs`]), batches with encoded keys and normalised times, a
-//! cursor over the sorted right input that keeps only the batches still referenced, output
-//! assembly from (left row, right row) pairs, and the output stream ([`joined_stream`]).
+//! The machinery shared by the two *sorted joins* (ASOF and time-band), which walk two
+//! inputs sorted by (keys, time) side by side: the inputs and what the joins require of them
+//! ([`JoinInputs`]), batches with encoded keys and normalised times ([`KeyedBatch`]), a
+//! cursor over the sorted right input that keeps only the batches still referenced
+//! ([`RightCursor`]), output assembly from (left row, right row) pairs ([`Pending`]), and
+//! the output stream ([`joined_stream`]).
+//!
+//! Each input arrives in several sorted partitions; [`JoinInputs::open`] combines them with
+//! [`crate::partition_merge::merge_partitions`], vigil's merge of sorted partitions, rather
+//! than DataFusion's `SortPreservingMergeExec`, so the filters a join pushes reach the scans.
+//! [`boundedness`] and [`key_converter`] also serve the other one-pass operators (gap
+//! filling, MATCH_RECOGNIZE).
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -21,7 +29,8 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{
-    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
+    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalExprRef,
+    PhysicalSortExpr,
 };
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter_pushdown::{
@@ -36,10 +45,8 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use crate::dynamic_filter::{leave_open, new_key_filter, publish_keys};
-use crate::run_merge::{MergeOrder, key_runs, merge_partitions};
+use crate::partition_merge::{MergeOrder, key_runs, merge_partitions};
 use crate::time::time_values;
-
-pub type PhysicalExprRef = Arc<dyn PhysicalExpr>;
 
 /// A right row: (global batch index, row).
 pub type RowRef = (usize, usize);
@@ -58,11 +65,11 @@ pub fn boundedness(children: &[&Arc<dyn ExecutionPlan>]) -> Boundedness {
     }
 }
 
-/// The two inputs of a merge join, each sorted by its keys then its time, and the
-/// expressions it merges on. Both joins hold one and delegate the plumbing of
+/// The two inputs of a sorted join, each sorted by its keys then its time, and the
+/// expressions it joins on. Both joins hold one and delegate the plumbing of
 /// `ExecutionPlan` to it.
 #[derive(Debug, Clone)]
-pub struct MergeInputs {
+pub struct JoinInputs {
     pub left: Arc<dyn ExecutionPlan>,
     pub right: Arc<dyn ExecutionPlan>,
     /// Equality keys, (left expression, right expression).
@@ -78,7 +85,7 @@ pub struct MergeInputs {
 /// longer than this is streamed and the right side unfiltered.
 pub const KEY_PREFETCH_ROWS: usize = 65_536;
 
-impl MergeInputs {
+impl JoinInputs {
     /// One partition, in the left input's order (left columns come first and keep their
     /// positions in `schema`).
     pub fn properties(&self, schema: &SchemaRef) -> PlanProperties {
@@ -98,9 +105,9 @@ impl MergeInputs {
         )
     }
 
-    /// Inputs in any number of partitions, each sorted: the join merges them itself (see
-    /// [`Self::open`]), so filters it pushes reach its children's scans directly (DataFusion's
-    /// sort-preserving merge does not pass them on).
+    /// Inputs in any number of partitions, each sorted: the join combines them itself with
+    /// [`merge_partitions`] (see [`Self::open`]), so filters it pushes reach its children's
+    /// scans directly (DataFusion's `SortPreservingMergeExec` does not pass them on).
     pub fn distribution() -> InputDistributionRequirements {
         InputDistributionRequirements::new(vec![
             Distribution::UnspecifiedDistribution,
@@ -167,25 +174,25 @@ impl MergeInputs {
         FilterDescription::new().with_child(left).with_child(right)
     }
 
-    /// This merge holding the dynamic filter its right child accepted, if any.
-    pub fn with_pushed_filter(&self, result: &ChildPushdownResult) -> Option<MergeInputs> {
+    /// These inputs holding the dynamic filter its right child accepted, if any.
+    pub fn with_pushed_filter(&self, result: &ChildPushdownResult) -> Option<JoinInputs> {
         let pushed = result.self_filters.get(1)?.first()?;
         let predicate: Arc<dyn PhysicalExpr> = Arc::clone(&pushed.predicate);
         let any: Arc<dyn std::any::Any + Send + Sync> = predicate;
         let filter = Arc::downcast::<DynamicFilterPhysicalExpr>(any).ok()?;
-        Some(MergeInputs {
+        Some(JoinInputs {
             dynamic_filter: Some(filter),
             ..self.clone()
         })
     }
 
-    /// The same merge over new children.
-    pub fn with_children(&self, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<MergeInputs> {
+    /// The same join inputs over new children.
+    pub fn with_children(&self, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<JoinInputs> {
         let [left, right]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
             Ok(c) => c,
-            Err(_) => return internal_err!("a merge join needs two children"),
+            Err(_) => return internal_err!("a sorted join needs two children"),
         };
-        Ok(MergeInputs {
+        Ok(JoinInputs {
             left,
             right,
             ..self.clone()
@@ -199,7 +206,7 @@ impl MergeInputs {
         context: Arc<TaskContext>,
     ) -> Result<(SendableRecordBatchStream, LeftKeys, RightCursor)> {
         if partition != 0 {
-            return internal_err!("a merge join has one partition, asked for {partition}");
+            return internal_err!("a sorted join has one partition, asked for {partition}");
         }
         let (left_keys, right_keys): (Vec<_>, Vec<_>) = self
             .on
@@ -326,7 +333,7 @@ impl LeftKeys {
     }
 }
 
-/// A merge join's state: turns each left batch into output rows.
+/// A sorted join's state: turns each left batch into output rows.
 pub trait BatchJoiner: Send + 'static {
     fn join_batch(
         &mut self,
@@ -334,7 +341,7 @@ pub trait BatchJoiner: Send + 'static {
     ) -> impl Future<Output = Result<RecordBatch>> + Send;
 }
 
-/// The output stream of a merge join: each left batch joined, empty results skipped.
+/// The output stream of a sorted join: each left batch joined, empty results skipped.
 pub fn joined_stream<J: BatchJoiner>(
     schema: SchemaRef,
     left: SendableRecordBatchStream,
@@ -369,7 +376,7 @@ pub fn concat_parts(schema: &SchemaRef, mut parts: Vec<RecordBatch>) -> Result<R
     Ok(arrow::compute::concat_batches(schema, &parts)?)
 }
 
-/// The order both inputs of a merge join need: keys, then time, ascending, nulls last.
+/// The order both inputs of a sorted join need: keys, then time, ascending, nulls last.
 pub fn key_time_ordering(keys: &[PhysicalExprRef], time: &PhysicalExprRef) -> Option<LexOrdering> {
     LexOrdering::new(
         keys.iter()
@@ -496,7 +503,7 @@ impl KeyMemo {
     }
 }
 
-/// The right input of a merge join, read once, with the batches still referenced.
+/// The right input of a sorted join, read once, with the batches still referenced.
 pub struct RightCursor {
     stream: SendableRecordBatchStream,
     keys: Vec<PhysicalExprRef>,
@@ -679,7 +686,7 @@ impl RightCursor {
     }
 }
 
-/// Output rows of a merge join, collected as (left row, right row) pairs.
+/// Output rows of a sorted join, collected as (left row, right row) pairs.
 #[derive(Debug, Default)]
 pub struct Pending {
     pub left: Vec<u32>,

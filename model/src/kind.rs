@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::StorageError;
+use crate::error::ModelError;
 
 /// A kind of signal. Every row belongs to exactly one kind; every segment holds one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,7 +85,7 @@ impl fmt::Display for SignalKind {
 }
 
 impl FromStr for SignalKind {
-    type Err = StorageError;
+    type Err = ModelError;
 
     /// Accepts the singular name (`metric`) and the table name (`metrics`), in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -93,6 +93,6 @@ impl FromStr for SignalKind {
         SignalKind::ALL
             .into_iter()
             .find(|k| k.as_str() == lower || k.table_name() == lower)
-            .ok_or_else(|| StorageError::UnknownKind(s.to_string()))
+            .ok_or_else(|| ModelError::UnknownKind(s.to_string()))
     }
 }
