@@ -118,13 +118,13 @@ impl Cluster {
     }
 
     pub(crate) fn end_ns(&self) -> i64 {
-        self.spec.start_ns + i64::try_from(self.spec.duration.as_nanos()).unwrap_or(i64::MAX)
+        self.spec
+            .start_ns
+            .saturating_add(vigil_model::time::nanos(self.spec.duration))
     }
 
     pub(crate) fn interval_ns(&self) -> i64 {
-        i64::try_from(self.spec.scrape_interval.as_nanos())
-            .unwrap_or(i64::MAX)
-            .max(1)
+        vigil_model::time::nanos(self.spec.scrape_interval).max(1)
     }
 
     pub(crate) fn steps(&self) -> usize {

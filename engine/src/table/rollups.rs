@@ -97,7 +97,7 @@ impl RollupView {
 }
 
 fn step_ns(step: Duration) -> i64 {
-    i64::try_from(step.as_nanos()).unwrap_or(i64::MAX)
+    vigil_model::time::nanos(step)
 }
 
 /// `date_bin(step, ts, epoch)`, named `ts`.
