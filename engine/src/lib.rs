@@ -64,6 +64,7 @@ pub use options::DbOptions;
 pub use session::{Access, Planned, QueryLimits, Session, StoreCommand};
 pub use table::Visibility;
 pub use vigil_model::{BatchBuilder, ModelError, PodObservation, SignalKind, schema, series};
+pub use vigil_query::interrupt::{Interrupt, Interrupted};
 pub use vigil_query::{QueryError, SessionOptions};
 pub use vigil_storage::retention;
 pub use vigil_storage::{

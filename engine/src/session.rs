@@ -15,8 +15,10 @@ use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
+use vigil_query::interrupt::{Interrupt, interruptible};
 use vigil_query::sql::{Statement, statement};
 use vigil_storage::{SignalKind, Store};
 
@@ -57,11 +59,15 @@ impl Access {
 }
 
 /// Limits of one query.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct QueryLimits {
     /// Bytes its sorts, joins and aggregates may hold (spilling where they can); `None`
     /// shares the session's pool.
     pub memory_limit: Option<usize>,
+    /// Ends the query from outside (a deadline, a client gone, the process stopping): checked
+    /// before every batch of every scan and join, so even a CPU-bound aggregate ends within a
+    /// batch. `None`: the query ends when its stream is dropped.
+    pub interrupt: Option<Interrupt>,
 }
 
 /// One statement, planned and checked against the session's [`Access`].
@@ -352,7 +358,13 @@ impl Session {
         } else {
             DataFrame::new(state, plan)
         };
-        Ok(frame.execute_stream().await?)
+        let Some(interrupt) = &limits.interrupt else {
+            return Ok(frame.execute_stream().await?);
+        };
+        interrupt.check()?;
+        let task = Arc::new(frame.task_ctx());
+        let plan = interruptible(frame.create_physical_plan().await?, interrupt)?;
+        Ok(execute_stream(plan, task)?)
     }
 
     /// Plans and runs one statement.

@@ -6,7 +6,8 @@
 //! sqlparser does not know rewritten first; [`asof`] is ASOF JOIN and [`band`] the time-band
 //! join, both sorted joins built on [`sorted_join`] over inputs whose sorted partitions
 //! [`partition_merge`] combines; [`pushdown`] turns scan filters into constraints a storage
-//! layer can prune with; [`time`] puts time columns of any unit on one scale.
+//! layer can prune with; [`time`] puts time columns of any unit on one scale; [`interrupt`] ends
+//! a running query from outside, whatever operator it is in.
 
 pub mod asof;
 pub mod band;
@@ -14,6 +15,7 @@ pub mod dynamic_filter;
 pub mod error;
 pub mod extensions;
 pub mod functions;
+pub mod interrupt;
 pub mod key_filter;
 pub mod match_recognize;
 pub mod partial_sort;

@@ -212,9 +212,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             config.check()?;
             init_logging(&config.log.level);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = query_runtime()?;
             runtime.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -402,9 +400,7 @@ fn run_tool(command: Command) -> Result<ExitCode> {
             query,
         } => {
             let db = open(&data_dir, Durability::Sync)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = query_runtime()?;
             let result = runtime.block_on(async {
                 let stream = db.sql(&query).await?;
                 let schema = stream.schema();
@@ -449,4 +445,14 @@ fn toml_string(s: &str) -> String {
 fn toml_list(items: &[String]) -> String {
     let parts: Vec<String> = items.iter().map(|s| toml_string(s)).collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// The runtime of the command line: all cores, threads with room for deep statements
+/// ([`crate::serve::queries::QUERY_THREAD_STACK_BYTES`]; `vigil serve` runs its queries on a
+/// runtime of their own with the same stack).
+pub(crate) fn query_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(crate::serve::queries::QUERY_THREAD_STACK_BYTES)
+        .build()
 }

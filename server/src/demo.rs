@@ -158,9 +158,7 @@ pub fn run_demo(dir: &Path, options: &DemoOptions) -> Result<bool> {
     );
 
     let baseline_end = rfc3339(injected.baseline_end_ns);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::cli::query_runtime()?;
     let mut all_good = true;
     for detection in detections(&baseline_end) {
         let started = Instant::now();

@@ -277,6 +277,7 @@ fn a_query_over_its_memory_limit_fails_alone() {
         let planned = session.plan(heavy).await?;
         let limits = QueryLimits {
             memory_limit: Some(64 << 10),
+            ..QueryLimits::default()
         };
         let stream = session.execute(planned, None, limits).await?;
         Ok(stream.try_collect().await?)

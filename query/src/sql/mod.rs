@@ -7,6 +7,7 @@
 //! relation planner and extension planners (installed by [`crate::install`]) take over from
 //! there.
 
+pub mod depth;
 pub mod statement;
 pub mod tokens;
 

@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::tokenizer::{
 };
 
 use crate::error::{QueryError, Result};
-use crate::sql::{nest_statement, tokens};
+use crate::sql::{depth, nest_statement, tokens};
 
 /// One statement of vigil's SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +102,7 @@ pub fn parse(state: &SessionState, text: &str) -> Result<Statement> {
         (Some(_), false) => return Err(QueryError::syntax("only one SQL statement at a time")),
     };
     nest_statement(&mut statement);
+    depth::bound(&mut statement)?;
     Ok(Statement::Sql(Box::new(statement)))
 }
 

@@ -88,7 +88,7 @@ impl FlightSql {
         self.auth.authorize(header, scope).map_err(|e| e.status())
     }
 
-    async fn plan(&self, session: &Session, sql: &str) -> Result<Planned, Status> {
+    async fn plan(&self, session: &Arc<Session>, sql: &str) -> Result<Planned, Status> {
         let deadline = self.queries.deadline();
         self.queries
             .plan(session, sql, deadline)
@@ -98,7 +98,7 @@ impl FlightSql {
 
     async fn run(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         handle: &Handle,
     ) -> Result<SendableRecordBatchStream, Status> {
         let deadline = self.queries.deadline();
@@ -113,7 +113,7 @@ impl FlightSql {
     /// Binds the handle's parameters to a planned statement and starts it.
     async fn start(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         planned: Planned,
         handle: &Handle,
         deadline: Deadline,
@@ -126,13 +126,13 @@ impl FlightSql {
             .collect();
         let params = handle.param_values(&names)?;
         self.queries
-            .run(session, planned, params, deadline)
+            .run(session, planned, params, deadline, &handle.sql)
             .await
             .map_err(|f| f.status())
     }
 
     /// Runs a statement that changes something and returns how many rows it touched.
-    async fn update(&self, session: &Session, handle: &Handle) -> Result<i64, Status> {
+    async fn update(&self, session: &Arc<Session>, handle: &Handle) -> Result<i64, Status> {
         let deadline = self.queries.deadline();
         let planned = self
             .queries
@@ -165,7 +165,7 @@ impl FlightSql {
 
     async fn flight_info(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         sql: &str,
         ticket: Vec<u8>,
         descriptor: FlightDescriptor,

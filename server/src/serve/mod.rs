@@ -9,7 +9,7 @@ mod grpc;
 mod holds_api;
 mod http;
 pub mod pipeline;
-mod queries;
+pub(crate) mod queries;
 mod sql_api;
 mod telemetry;
 mod tls;
@@ -76,10 +76,10 @@ pub async fn serve(config: Config) -> Result<()> {
     let db = Arc::new(db);
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&db), config.ingest.clone()));
     let auth = Arc::new(Authenticator::new(&db, &config.auth)?);
-    let queries = Arc::new(Queries::new(
-        config.query.clone(),
-        pipeline.telemetry.query.clone(),
-    ));
+    let queries = Arc::new(
+        Queries::new(config.query.clone(), pipeline.telemetry.query.clone())
+            .context("cannot start the threads queries run on")?,
+    );
     if auth.is_open() {
         tracing::warn!(
             "no [[auth.tokens]] configured: any local client may ingest and run read-only SQL \

@@ -2,7 +2,18 @@
 //! `max_queued` wait; each has a deadline (waiting, planning and streaming included) and a
 //! memory limit. A query over a limit fails alone; dropping its stream (a client that went
 //! away) cancels it and frees its slot.
+//!
+//! Queries plan and run on a runtime of their own ([`QueryRuntime`]): a CPU-bound query
+//! occupies its threads, never the ones that accept connections, answer health checks and
+//! take ingest, so the server stays responsive and notices a client going away.
+//!
+//! Each query runs under an [`Interrupt`], a child of the server's: its deadline, its client
+//! going away and the server stopping reach every scan and join of its plan, so a CPU-bound
+//! query ends within a batch instead of when it next yields. A panic while planning or running
+//! a query (a bug, in vigil or in a dependency) ends that query alone, with an internal error
+//! and the statement logged.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +22,11 @@ use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use vigil::QueryError as vigil_query_error;
-use vigil::{EngineError, Planned, QueryLimits, Session};
+use vigil::{EngineError, Interrupt, Interrupted, Planned, QueryLimits, Session};
 
 use super::config::Query as QueryConfig;
 use super::telemetry::QueryMetrics;
@@ -115,6 +126,16 @@ impl QueryFailure {
                 DeadlinePassed::Stopping => QueryFailure::Unavailable,
             };
         }
+        // Deadlines and stops come relabelled as `DeadlinePassed` (see `relabel`).
+        if let Some(why) = Interrupted::of(&e) {
+            return match why {
+                Interrupted::Stopping => QueryFailure::Unavailable,
+                Interrupted::MemoryCeiling => QueryFailure::ResourcesExhausted(why.to_string()),
+                Interrupted::Deadline | Interrupted::Cancelled => {
+                    QueryFailure::Internal(why.to_string())
+                }
+            };
+        }
         let location = vigil::error::location_of(&e);
         let engine = EngineError::Sql(e);
         if engine.is_user_error() {
@@ -148,13 +169,58 @@ impl std::fmt::Display for DeadlinePassed {
 
 impl std::error::Error for DeadlinePassed {}
 
+/// Stack of every thread that plans or runs queries. Statements nest at most
+/// `vigil_query::sql::depth::MAX_DEPTH` expression levels, which plan within a default
+/// thread's 2 MiB; this leaves room for what a dependency's recursion (an optimizer rule, a
+/// nested type) takes beyond that. Untouched stack costs no memory.
+pub const QUERY_THREAD_STACK_BYTES: usize = 16 << 20;
+
+/// The runtime queries plan and run on, one thread per core, apart from the runtime that
+/// serves connections. Shut down without waiting when dropped (the interrupts have ended
+/// its queries by then).
+#[derive(Debug)]
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new() -> std::io::Result<QueryRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("vigil-query")
+            .thread_stack_size(QUERY_THREAD_STACK_BYTES)
+            .enable_all()
+            .build()?;
+        Ok(QueryRuntime(Some(runtime)))
+    }
+
+    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(runtime) => runtime.spawn(task),
+            None => unreachable!("the runtime is only taken when dropped"),
+        }
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Runs queries within the configured limits.
 #[derive(Debug)]
 pub struct Queries {
     config: QueryConfig,
+    runtime: QueryRuntime,
     slots: Arc<Semaphore>,
     /// Turns true when the server stops: new queries are refused, running ones end.
     stop: tokio::sync::watch::Sender<bool>,
+    /// The parent of every query's interrupt: tripped when the server stops.
+    interrupt: Interrupt,
     metrics: QueryMetrics,
 }
 
@@ -193,13 +259,15 @@ impl Deadline {
 }
 
 impl Queries {
-    pub fn new(config: QueryConfig, metrics: QueryMetrics) -> Queries {
-        Queries {
+    pub fn new(config: QueryConfig, metrics: QueryMetrics) -> std::io::Result<Queries> {
+        Ok(Queries {
+            runtime: QueryRuntime::new()?,
             metrics,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
             stop: tokio::sync::watch::Sender::new(false),
-        }
+            interrupt: Interrupt::new(),
+        })
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -214,6 +282,7 @@ impl Queries {
     /// Refuses new queries and ends the running ones (the server is stopping).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        self.interrupt.interrupt(Interrupted::Stopping);
         self.slots.close();
     }
 
@@ -230,16 +299,23 @@ impl Queries {
     /// Plans `sql` for `session` (checked against its access), within the deadline.
     pub async fn plan(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         sql: &str,
         deadline: Deadline,
     ) -> Result<Planned, QueryFailure> {
         let planned = if *self.stop.borrow() {
             Err(QueryFailure::Unavailable)
         } else {
-            match tokio::time::timeout_at(deadline.0, session.plan(sql)).await {
-                Ok(planned) => planned.map_err(QueryFailure::from_engine),
-                Err(_) => Err(self.timed_out()),
+            let session = Arc::clone(session);
+            let text = sql.to_string();
+            let mut planning = self.runtime.spawn(async move { session.plan(&text).await });
+            match tokio::time::timeout_at(deadline.0, &mut planning).await {
+                Ok(Ok(planned)) => planned.map_err(QueryFailure::from_engine),
+                Ok(Err(failed)) => Err(task_failed("planning", sql, failed)),
+                Err(_) => {
+                    planning.abort();
+                    Err(self.timed_out())
+                }
             }
         };
         if let Err(failure) = &planned {
@@ -255,12 +331,13 @@ impl Queries {
     /// stopped reading) or the server stops.
     pub async fn run(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         planned: Planned,
         params: Option<ParamValues>,
         deadline: Deadline,
+        sql: &str,
     ) -> Result<SendableRecordBatchStream, QueryFailure> {
-        let started = self.start(session, planned, params, deadline).await;
+        let started = self.start(session, planned, params, deadline, sql).await;
         if let Err(failure) = &started {
             self.metrics.ended(failure.code(), deadline.elapsed());
         }
@@ -269,29 +346,54 @@ impl Queries {
 
     async fn start(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         planned: Planned,
         params: Option<ParamValues>,
         deadline: Deadline,
+        sql: &str,
     ) -> Result<SendableRecordBatchStream, QueryFailure> {
         let slot = self.admit(deadline).await?;
+        let interrupt = self.interrupt.child().with_deadline(deadline.0.into_std());
         let limits = QueryLimits {
             memory_limit: usize::try_from(self.config.memory_limit_bytes).ok(),
+            interrupt: Some(interrupt.clone()),
         };
-        let stream = tokio::time::timeout_at(deadline.0, session.execute(planned, params, limits))
-            .await
-            .map_err(|_| self.timed_out())?
-            .map_err(QueryFailure::from_engine)?;
-        let schema = stream.schema();
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
         let ending = Ending {
             deadline,
             timeout_seconds: self.config.timeout_seconds,
             stop: self.stop.subscribe(),
         };
-        tokio::spawn(drive(stream, tx, slot, ending, self.metrics.clone()));
-        let batches = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
+        let session = Arc::clone(session);
+        let mut starting = self
+            .runtime
+            .spawn(async move { session.execute(planned, params, limits).await });
+        let stream = match tokio::time::timeout_at(deadline.0, &mut starting).await {
+            Err(_) => {
+                starting.abort();
+                return Err(self.timed_out());
+            }
+            Ok(Err(failed)) => return Err(task_failed("starting", sql, failed)),
+            Ok(Ok(Err(EngineError::Sql(e)))) => {
+                let e = relabel(e, self.config.timeout_seconds);
+                return Err(QueryFailure::from_datafusion(e));
+            }
+            Ok(Ok(started)) => started.map_err(QueryFailure::from_engine)?,
+        };
+        let schema = stream.schema();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let statement: Arc<str> = sql.into();
+        self.runtime.spawn(drive(
+            stream,
+            tx,
+            slot,
+            ending,
+            self.metrics.clone(),
+            statement,
+        ));
+        // The client's end: dropping it (a client gone) interrupts the query wherever it is.
+        let client = CancelOnDrop(interrupt);
+        let batches = futures::stream::unfold((rx, client), |(mut rx, client)| async move {
+            rx.recv().await.map(|item| (item, (rx, client)))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
@@ -333,6 +435,20 @@ struct Ending {
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
+/// `e` with an interruption for the deadline or the stop said the way clients are told of
+/// those ([`DeadlinePassed`]).
+fn relabel(e: DataFusionError, timeout_seconds: u64) -> DataFusionError {
+    match Interrupted::of(&e) {
+        Some(Interrupted::Deadline) => {
+            DataFusionError::External(Box::new(DeadlinePassed::Timeout(timeout_seconds)))
+        }
+        Some(Interrupted::Stopping) => {
+            DataFusionError::External(Box::new(DeadlinePassed::Stopping))
+        }
+        _ => e,
+    }
+}
+
 impl Ending {
     async fn wait(mut self) -> DeadlinePassed {
         tokio::select! {
@@ -352,12 +468,34 @@ async fn drive(
     slot: Slot,
     ending: Ending,
     metrics: QueryMetrics,
+    sql: Arc<str>,
 ) {
     let deadline = ending.deadline;
+    let timeout_seconds = ending.timeout_seconds;
     let forward = async {
-        while let Some(item) = stream.next().await {
+        loop {
+            let item = match AssertUnwindSafe(stream.next()).catch_unwind().await {
+                Ok(None) => break,
+                Ok(Some(item)) => item.map_err(|e| relabel(e, timeout_seconds)),
+                Err(panic) => {
+                    let failure = panicked("running", &sql, &*panic);
+                    let _ = tx
+                        .send(Err(DataFusionError::Execution(failure.to_string())))
+                        .await;
+                    return "internal";
+                }
+            };
             let failure = item.as_ref().err().map(|e| match e.find_root() {
                 DataFusionError::ResourcesExhausted(_) => "resources_exhausted",
+                DataFusionError::External(inner) => match inner.downcast_ref::<DeadlinePassed>() {
+                    Some(DeadlinePassed::Timeout(_)) => "timeout",
+                    Some(DeadlinePassed::Stopping) => "unavailable",
+                    None => match Interrupted::of(e) {
+                        Some(Interrupted::Cancelled) => "cancelled",
+                        Some(Interrupted::MemoryCeiling) => "resources_exhausted",
+                        _ => "failed",
+                    },
+                },
                 _ => "failed",
             });
             if tx.send(item).await.is_err() {
@@ -384,4 +522,35 @@ async fn drive(
     metrics.ended(outcome, deadline.elapsed());
     drop(stream);
     drop(slot);
+}
+
+/// Interrupts a query when its client's end of the result is dropped.
+struct CancelOnDrop(Interrupt);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.interrupt(Interrupted::Cancelled);
+    }
+}
+
+/// A planning or starting task that did not finish: a panic, or the runtime stopping.
+fn task_failed(step: &str, sql: &str, failed: tokio::task::JoinError) -> QueryFailure {
+    match failed.try_into_panic() {
+        Ok(panic) => panicked(step, sql, &*panic),
+        Err(_) => QueryFailure::Unavailable,
+    }
+}
+
+/// A query that panicked, logged with its statement: it fails alone.
+fn panicked(step: &str, sql: &str, panic: &(dyn std::any::Any + Send)) -> QueryFailure {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(step, statement = sql, panic = %why, "a query panicked; it failed alone");
+    QueryFailure::Internal(format!(
+        "the query failed inside the server while {step} ({why}); the server logged it and \
+         goes on"
+    ))
 }

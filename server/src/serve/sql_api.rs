@@ -177,7 +177,9 @@ pub async fn sql(
     } else {
         Some(bind(&request)?)
     };
-    let stream = queries.run(session, planned, params, deadline).await?;
+    let stream = queries
+        .run(session, planned, params, deadline, &request.sql)
+        .await?;
     let arrow = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

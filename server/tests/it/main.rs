@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod hardening;
 mod serve;
 mod server;
 mod sql;

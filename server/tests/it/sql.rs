@@ -20,10 +20,10 @@ use crate::cli::{import_ok, stderr, vigil};
 use crate::server::Server;
 
 /// Secrets of the tokens in [`config`]; the file holds their SHA-256.
-const ADMIN: &str = "admin-secret";
-const ANALYST: &str = "analyst-secret";
-const SHOP: &str = "shop-only-secret";
-const INGEST: &str = "ingest-only-secret";
+pub(crate) const ADMIN: &str = "admin-secret";
+pub(crate) const ANALYST: &str = "analyst-secret";
+pub(crate) const SHOP: &str = "shop-only-secret";
+pub(crate) const INGEST: &str = "ingest-only-secret";
 const EXPIRED: &str = "expired-secret";
 
 fn sha256(secret: &str) -> String {
@@ -40,7 +40,7 @@ fn sha256(secret: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn config(extra: &str) -> String {
+pub(crate) fn config(extra: &str) -> String {
     let token = |name: &str, secret: &str, rest: &str| {
         format!(
             "[[auth.tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\n{rest}\n",
@@ -66,7 +66,7 @@ fn config(extra: &str) -> String {
 }
 
 /// A store with a generated cluster (several namespaces, every kind).
-fn store(dir: &Path) -> PathBuf {
+pub(crate) fn store(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     let store = dir.join("store");
     let o = vigil(&[
@@ -85,7 +85,7 @@ fn store(dir: &Path) -> PathBuf {
     store
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -93,7 +93,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn client(server: &Server, secret: Option<&str>) -> FlightSqlServiceClient<Channel> {
+pub(crate) async fn client(
+    server: &Server,
+    secret: Option<&str>,
+) -> FlightSqlServiceClient<Channel> {
     let channel = Endpoint::from_shared(format!("http://{}", server.grpc))
         .unwrap()
         .connect()
@@ -106,7 +109,7 @@ async fn client(server: &Server, secret: Option<&str>) -> FlightSqlServiceClient
     client
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     client: &mut FlightSqlServiceClient<Channel>,
     info: FlightInfo,
 ) -> Result<Vec<RecordBatch>, arrow_flight::error::FlightError> {
@@ -127,7 +130,7 @@ macro_rules! meta {
     }};
 }
 
-async fn query(
+pub(crate) async fn query(
     client: &mut FlightSqlServiceClient<Channel>,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, String> {
@@ -138,7 +141,7 @@ async fn query(
     fetch(client, info).await.map_err(|e| e.to_string())
 }
 
-fn int(batches: &[RecordBatch]) -> i64 {
+pub(crate) fn int(batches: &[RecordBatch]) -> i64 {
     let b = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
     let c = arrow::compute::cast(b.column(0), &DataType::Int64).unwrap();
     c.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
@@ -154,7 +157,11 @@ fn column_strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
     out
 }
 
-fn sql_request(server: &Server, secret: Option<&str>, body: Value) -> crate::server::Response {
+pub(crate) fn sql_request(
+    server: &Server,
+    secret: Option<&str>,
+    body: Value,
+) -> crate::server::Response {
     let auth = secret.map(|s| format!("Bearer {s}"));
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(a) = &auth {

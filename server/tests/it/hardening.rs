@@ -1,0 +1,200 @@
+//! Statements that used to take the server down or keep it busy past every limit: expression
+//! chains thousands of terms long, and CPU-bound queries that never yield, ended by their
+//! deadline, by their client going away and by SIGTERM, over both protocols.
+
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use serde_json::json;
+
+use crate::server::Server;
+use crate::sql::{ADMIN, ANALYST, client, config, int, query, runtime, sql_request, store};
+
+/// `count(*)` over a three-way cross join of the metrics: billions of rows for an aggregate
+/// whose input never waits.
+const CROSS_JOIN: &str = "SELECT count(*) FROM metrics a, metrics b, metrics c";
+
+fn running_queries(server: &Server) -> String {
+    let metrics = server
+        .request(
+            "GET",
+            "/metrics",
+            &[("Authorization", &format!("Bearer {ADMIN}"))],
+            b"",
+        )
+        .text();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("vigil_queries_running "))
+        .unwrap_or("no vigil_queries_running")
+        .to_string()
+}
+
+/// Waits up to `within` for `/metrics` to show no query running.
+fn wait_idle(server: &Server, within: Duration) -> Duration {
+    let started = Instant::now();
+    while running_queries(server) != "vigil_queries_running 0" {
+        assert!(
+            started.elapsed() < within,
+            "still {} after {:?}",
+            running_queries(server),
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn long_chains_plan_deep_nesting_is_refused_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&store(dir.path()), Some(&config("")));
+
+    // 2,000 terms of `+` (8 KB): what aborted the server with a stack overflow.
+    let sum = vec!["1"; 2_000].join(" + ");
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": format!("SELECT {sum} AS n")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rows"][0][0], 2_000, "{}", r.text());
+
+    // 3,000 pods OR-ed together (50 KB), as a multi-value dashboard variable expands.
+    let pods: Vec<String> = (0..3_000).map(|i| format!("pod = 'p{i}'")).collect();
+    let sql = format!(
+        "SELECT count(*) AS n FROM metrics WHERE {}",
+        pods.join(" OR ")
+    );
+    let r = sql_request(&server, Some(ANALYST), json!({ "sql": sql }));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rows"][0][0], 0, "no pod is named p0..p2999");
+
+    // 10,000 terms of `-` cannot be regrouped: refused, naming the limit.
+    let difference = vec!["1"; 10_000].join(" - ");
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": format!("SELECT {difference}")}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_sql");
+    assert!(r.text().contains("levels deep"), "{}", r.text());
+
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": "SELECT count(*) AS n FROM metrics"}),
+    );
+    assert_eq!(r.status, 200, "the server is still up: {}", r.text());
+}
+
+#[test]
+fn a_cpu_bound_query_ends_at_its_deadline_over_both_protocols() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &store(dir.path()),
+        Some(&config("[query]\ntimeout_seconds = 2\n")),
+    );
+    let started = Instant::now();
+    let r = sql_request(&server, Some(ANALYST), json!({ "sql": CROSS_JOIN }));
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "timeout");
+    assert!(
+        took < Duration::from_secs(5),
+        "HTTP answered after {took:?}"
+    );
+    wait_idle(&server, Duration::from_secs(2));
+
+    runtime().block_on(async {
+        let mut c = client(&server, Some(ANALYST)).await;
+        let started = Instant::now();
+        let e = query(&mut c, CROSS_JOIN)
+            .await
+            .expect_err("past its deadline");
+        let took = started.elapsed();
+        assert!(e.contains("timeout_seconds"), "{e}");
+        assert!(
+            took < Duration::from_secs(5),
+            "Flight SQL answered after {took:?}"
+        );
+    });
+    wait_idle(&server, Duration::from_secs(2));
+    assert_eq!(
+        sql_request(&server, Some(ANALYST), json!({"sql": "SELECT 1"})).status,
+        200
+    );
+}
+
+#[test]
+fn a_cpu_bound_query_ends_when_its_client_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &store(dir.path()),
+        Some(&config("[query]\ntimeout_seconds = 600\n")),
+    );
+    runtime().block_on(async {
+        let mut c = client(&server, Some(ANALYST)).await;
+        let info = c.execute(CROSS_JOIN.to_string(), None).await.unwrap();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let waiting = tokio::spawn(async move {
+            // Waits for the one row of the count, which does not come before the abort.
+            let mut rows = c.do_get(ticket).await.unwrap();
+            let _ = rows.try_next().await;
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(running_queries(&server), "vigil_queries_running 1");
+        // The client goes away mid-query: its connection closes.
+        waiting.abort();
+        let _ = waiting.await;
+    });
+    let took = wait_idle(&server, Duration::from_secs(3));
+    eprintln!("the query ended {took:?} after its client left");
+    runtime().block_on(async {
+        let mut c = client(&server, Some(ANALYST)).await;
+        assert_eq!(int(&query(&mut c, "SELECT 5").await.unwrap()), 5);
+    });
+}
+
+#[test]
+fn sigterm_stops_the_server_within_seconds_while_a_cpu_bound_query_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &store(dir.path()),
+        Some(&config("[query]\ntimeout_seconds = 600\n")),
+    );
+    let http = server.http.clone();
+    let running = std::thread::spawn(move || {
+        // The answer (503, or a closed connection) does not matter; the stop does.
+        let _ = std::net::TcpStream::connect(&http).and_then(|mut s| {
+            use std::io::{Read, Write};
+            let body = json!({ "sql": CROSS_JOIN }).to_string();
+            write!(
+                s,
+                "POST /api/v1/sql HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {ANALYST}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).map(|_| ())
+        });
+    });
+    let started = Instant::now();
+    while running_queries(&server) != "vigil_queries_running 1" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the query did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let status = server.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < Duration::from_secs(3),
+        "stopped {took:?} after SIGTERM"
+    );
+    running.join().unwrap();
+}
