@@ -141,7 +141,7 @@ pub async fn sql(
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        .is_some_and(is_json);
     if !json {
         return Err(ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -149,6 +149,13 @@ pub async fn sql(
             message: "send the request as Content-Type: application/json".into(),
             location: None,
         });
+    }
+    // A struct also reads from a JSON array, by position: only an object names its fields.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "request body: a JSON object such as {\"sql\": \"SELECT 1\"} was expected",
+        ));
     }
     let request: SqlRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("request body: {e}")))?;
@@ -431,4 +438,36 @@ fn arrow_response(stream: SendableRecordBatchStream, limit: usize) -> Result<Res
         Body::from_stream(chunks),
     )
         .into_response())
+}
+
+/// True for a `Content-Type` of JSON: the media type `application/json`, in any case, with
+/// or without parameters (`; charset=utf-8`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn media_types_are_compared_without_regard_to_case_or_parameters() {
+        for accepted in [
+            "application/json",
+            "APPLICATION/JSON",
+            "Application/Json; charset=utf-8",
+            " application/json ;charset=UTF-8",
+        ] {
+            assert!(is_json(accepted), "{accepted}");
+        }
+        for refused in [
+            "text/plain",
+            "application/jsonx",
+            "application/json-seq",
+            "",
+        ] {
+            assert!(!is_json(refused), "{refused}");
+        }
+    }
 }

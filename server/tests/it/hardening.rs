@@ -198,3 +198,29 @@ fn sigterm_stops_the_server_within_seconds_while_a_cpu_bound_query_runs() {
     );
     running.join().unwrap();
 }
+
+#[test]
+fn the_sql_api_reads_only_json_objects_and_media_types_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&store(dir.path()), Some(&config("")));
+    let post = |content_type: &str, body: &str| {
+        server.request(
+            "POST",
+            "/api/v1/sql",
+            &[
+                ("Authorization", &format!("Bearer {ANALYST}")),
+                ("Content-Type", content_type),
+            ],
+            body.as_bytes(),
+        )
+    };
+    // An array is not a request, though serde would read it by position.
+    let r = post("application/json", r#"["SELECT 1"]"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("JSON object"), "{}", r.text());
+    // Media types are case-insensitive.
+    let r = post("APPLICATION/JSON; Charset=UTF-8", r#"{"sql": "SELECT 1"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post("application/jsonx", r#"{"sql": "SELECT 1"}"#);
+    assert_eq!(r.status, 415, "{}", r.text());
+}
