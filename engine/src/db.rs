@@ -62,6 +62,11 @@ impl Db {
     }
 
     /// Opens (or creates) the database in `dir`, recovering from any earlier crash.
+    /// True if `dir` holds a store, without opening (or creating) one.
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        Store::exists(dir)
+    }
+
     pub fn open_with(dir: impl AsRef<Path>, options: DbOptions) -> Result<Db> {
         let store = Arc::new(Store::open(dir, options.store)?);
         let writes = Arc::new(WritePath::new(Arc::clone(&store)));

@@ -316,13 +316,13 @@ fn run_tool(command: Command) -> Result<ExitCode> {
                         to_ns: instant("to", &to)?,
                         reason,
                     };
-                    let db = open(&data_dir, Durability::Sync)?;
+                    let db = open_existing(&data_dir, "vigil hold place")?;
                     let hold = db.place_hold(request)?;
                     println!("hold {} placed", hold.id);
                     db.close()?;
                 }
                 HoldAction::Release { data_dir, id } => {
-                    let db = open(&data_dir, Durability::Sync)?;
+                    let db = open_existing(&data_dir, "vigil hold release")?;
                     let released = db.release_hold(id)?;
                     db.close()?;
                     if !released {
@@ -399,7 +399,7 @@ fn run_tool(command: Command) -> Result<ExitCode> {
             format,
             query,
         } => {
-            let db = open(&data_dir, Durability::Sync)?;
+            let db = open_existing(&data_dir, "vigil sql")?;
             let runtime = query_runtime()?;
             let result = runtime.block_on(async {
                 let stream = db.sql(&query).await?;
@@ -436,6 +436,19 @@ fn open(dir: &std::path::Path, durability: Durability) -> Result<Db> {
         ..DbOptions::default()
     };
     Db::open_with(dir, options).with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+/// Opens the store in `dir` for a command that reads or changes an existing one: a
+/// directory without a store is an error, never a new empty store.
+fn open_existing(dir: &std::path::Path, command: &str) -> Result<Db> {
+    if !Db::exists(dir) {
+        anyhow::bail!(
+            "no vigil store in {}: {command} works on an existing store (`vigil import` or \
+             `vigil serve` create one)",
+            dir.display()
+        );
+    }
+    open(dir, Durability::Sync)
 }
 
 fn toml_string(s: &str) -> String {

@@ -236,16 +236,30 @@ fn generated_telemetry_imports_and_queries_in_every_format() {
 
 #[test]
 fn bad_sql_exits_non_zero_with_the_problem_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = vigil(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--pods",
+        "2",
+        "--hours",
+        "0.05",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = tmp.path().join("store");
+    import_ok(&store, "metrics", &data.join("metrics.parquet"));
+    let dir = &store;
     let o = vigil(&[
         "sql",
         "--data-dir",
-        dir.path().to_str().unwrap(),
+        dir.to_str().unwrap(),
         "SELECT * FROM nowhere",
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nowhere"), "{}", stderr(&o));
-    let o = vigil(&["sql", "--data-dir", dir.path().to_str().unwrap(), "SELEC 1"]);
+    let o = vigil(&["sql", "--data-dir", dir.to_str().unwrap(), "SELEC 1"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("SELEC"), "{}", stderr(&o));
 }

@@ -224,3 +224,29 @@ fn the_sql_api_reads_only_json_objects_and_media_types_in_any_case() {
     let r = post("application/jsonx", r#"{"sql": "SELECT 1"}"#);
     assert_eq!(r.status, 415, "{}", r.text());
 }
+
+#[test]
+fn vigil_sql_on_a_directory_without_a_store_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no").join("such").join("dir");
+    let o = crate::cli::vigil(&[
+        "sql",
+        "--data-dir",
+        missing.to_str().unwrap(),
+        "SELECT count(*) FROM metrics",
+    ]);
+    assert!(!o.status.success(), "exit {:?}", o.status);
+    let err = crate::cli::stderr(&o);
+    assert!(err.contains("no vigil store in"), "{err}");
+    assert!(
+        !missing.exists(),
+        "nothing created at {}",
+        missing.display()
+    );
+    // An empty existing directory is no store either, and stays empty.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = crate::cli::vigil(&["sql", "--data-dir", empty.to_str().unwrap(), "SELECT 1"]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}

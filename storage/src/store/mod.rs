@@ -74,6 +74,11 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// True if `dir` holds a store (one [`Store::open`] created), without opening it.
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        dir.as_ref().join("kv").join("CURRENT").is_file()
+    }
+
     /// Opens (or creates) the store in `dir`, recovering from any earlier crash: acknowledged
     /// rows come back exactly once, half-written segments are deleted.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
