@@ -242,7 +242,10 @@ impl Session {
             let view = RollupView::new(step, Arc::clone(&store), visibility.clone());
             ctx.register_table(rollup_view_name(step), Arc::new(view))?;
         }
-        ctx.register_table("retention_rules", Arc::new(rules_table(&store)?))?;
+        ctx.register_table(
+            "retention_rules",
+            Arc::new(rules_table(&store, &visibility)?),
+        )?;
         let holds = HoldsTable::new(Arc::clone(&store), visibility.clone());
         ctx.register_table("retention_holds", Arc::new(holds))?;
         let signals = SignalsTable::new(Arc::clone(&store)).with_visibility(visibility.clone());

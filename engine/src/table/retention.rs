@@ -50,8 +50,17 @@ fn times(values: impl IntoIterator<Item = i64>) -> ArrayRef {
 }
 
 /// `retention_rules`: one row per rule, in the order given; empty when everything is kept.
-pub fn rules_table(store: &Store) -> Result<MemTable> {
-    let rules = store.retention_policy().rules();
+pub fn rules_table(store: &Store, visibility: &Visibility) -> Result<MemTable> {
+    // Rule numbers stay those of the whole policy (they give precedence); a session
+    // restricted to some namespaces sees the rules for every namespace and for its own.
+    let (numbers, rules): (Vec<i64>, Vec<vigil_storage::RetentionRule>) = store
+        .retention_policy()
+        .rules()
+        .iter()
+        .zip(1..)
+        .filter(|(r, _)| r.namespace.is_none() || visibility.sees(r.namespace.as_deref()))
+        .map(|(r, n)| (n, r.clone()))
+        .unzip();
     let since = store.retention_policy_since();
     let downsample = |r: &vigil_storage::RetentionRule| {
         (!r.downsample.is_empty()).then(|| {
@@ -69,7 +78,7 @@ pub fn rules_table(store: &Store) -> Result<MemTable> {
         })
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(1..=rules.len() as i64)),
+        Arc::new(Int64Array::from(numbers)),
         Arc::new(StringArray::from_iter_values(
             rules.iter().map(|r| r.kind.table_name()),
         )),

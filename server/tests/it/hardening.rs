@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 
 use crate::server::Server;
-use crate::sql::{ADMIN, ANALYST, client, config, int, query, runtime, sql_request, store};
+use crate::sql::{ADMIN, ANALYST, SHOP, client, config, int, query, runtime, sql_request, store};
 
 /// `count(*)` over a three-way cross join of the metrics: billions of rows for an aggregate
 /// whose input never waits.
@@ -249,4 +249,27 @@ fn vigil_sql_on_a_directory_without_a_store_fails_and_creates_nothing() {
     let o = crate::cli::vigil(&["sql", "--data-dir", empty.to_str().unwrap(), "SELECT 1"]);
     assert!(!o.status.success());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+#[test]
+fn show_retention_shows_a_namespace_token_only_the_rules_for_its_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "[[retention.rules]]\nkind = \"logs\"\nkeep = \"3650d\"\n\n\
+                 [[retention.rules]]\nkind = \"metrics\"\nnamespace = \"payments\"\nkeep = \"3650d\"\n\n\
+                 [[retention.rules]]\nkind = \"metrics\"\nnamespace = \"shop\"\nkeep = \"3650d\"\n";
+    let server = Server::start(&store(dir.path()), Some(&config(rules)));
+    let shown = |secret: &str| {
+        let r = sql_request(&server, Some(secret), json!({"sql": "SHOW RETENTION"}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["rows"].clone()
+    };
+    let all = shown(ANALYST);
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    assert!(all.to_string().contains("payments"), "{all}");
+    let shop = shown(SHOP);
+    assert_eq!(shop.as_array().unwrap().len(), 2, "{shop}");
+    assert!(!shop.to_string().contains("payments"), "{shop}");
+    // Rule numbers stay the policy's: the shop rule is rule 3 for everyone.
+    assert_eq!(shop[1][0], 3, "{shop}");
+    assert_eq!(shop[1][2], "shop", "{shop}");
 }
