@@ -53,6 +53,7 @@
 
 mod db;
 pub mod error;
+mod memory;
 pub mod options;
 pub mod session;
 pub mod table;
@@ -60,10 +61,11 @@ pub mod write;
 
 pub use db::{Db, StoreStats};
 pub use error::{EngineError, Result};
+pub use memory::QueryMemory;
 pub use options::DbOptions;
 pub use session::{Access, Planned, QueryLimits, Session, StoreCommand};
 pub use table::Visibility;
-pub use vigil_model::{BatchBuilder, ModelError, PodObservation, SignalKind, schema, series};
+pub use vigil_model::{BatchBuilder, ModelError, PodObservation, SignalKind, schema, series, time};
 pub use vigil_query::interrupt::{Interrupt, Interrupted};
 pub use vigil_query::{QueryError, SessionOptions};
 pub use vigil_storage::retention;

@@ -1,7 +1,6 @@
 //! [`Session`]: SQL on behalf of someone. A session sees the rows its [`Access`] allows and
 //! may run only the statements it allows; each query can carry its own memory limit.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,18 +10,19 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
+use vigil_query::functions::bounded::QueryGuards;
 use vigil_query::interrupt::{Interrupt, interruptible};
 use vigil_query::sql::{Statement, statement};
 use vigil_storage::{SignalKind, Store};
 
 use crate::error::{EngineError, Result};
+use crate::memory::QueryMemory;
 use crate::table::{
     HoldsTable, KindTable, PodsTable, RollupView, SignalsTable, Visibility, rollup_view_name,
     rules_table,
@@ -61,9 +61,10 @@ impl Access {
 /// Limits of one query.
 #[derive(Debug, Clone, Default)]
 pub struct QueryLimits {
-    /// Bytes its sorts, joins and aggregates may hold (spilling where they can); `None`
-    /// shares the session's pool.
-    pub memory_limit: Option<usize>,
+    /// The memory it may hold: its sorts, joins and aggregates (spilling where they can),
+    /// each result batch it hands out, and at most as much for one call of a function whose
+    /// output grows (`repeat`, `lpad`...). `None` shares the session's pool.
+    pub memory: Option<QueryMemory>,
     /// Ends the query from outside (a deadline, a client gone, the process stopping): checked
     /// before every batch of every scan and join, so even a CPU-bound aggregate ends within a
     /// batch. `None`: the query ends when its stream is dropped.
@@ -244,7 +245,7 @@ impl Session {
         }
         ctx.register_table(
             "retention_rules",
-            Arc::new(rules_table(&store, &visibility)?),
+            Arc::new(rules_table(&store, visibility)?),
         )?;
         let holds = HoldsTable::new(Arc::clone(&store), visibility.clone());
         ctx.register_table("retention_holds", Arc::new(holds))?;
@@ -343,14 +344,20 @@ impl Session {
             None => plan,
         };
         let mut state = self.ctx.state();
-        if let Some(limit) = limits.memory_limit {
-            let pool = TrackConsumersPool::new(
-                GreedyMemoryPool::new(limit),
-                NonZeroUsize::new(3).expect("3 is not zero"),
-            );
+        if let Some(memory) = &limits.memory {
             let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
-                .with_memory_pool(Arc::new(pool))
+                .with_memory_pool(memory.pool())
                 .build_arc()?;
+            if let Some(guards) = state
+                .config_mut()
+                .options_mut()
+                .extensions
+                .get_mut::<QueryGuards>()
+            {
+                guards.max_function_output_bytes = memory.limit();
+            }
+            // Functions read the configuration the execution started with.
+            state.mark_start_execution();
             state = SessionStateBuilder::new_from_existing(state)
                 .with_runtime_env(runtime)
                 .build();
@@ -361,13 +368,19 @@ impl Session {
         } else {
             DataFrame::new(state, plan)
         };
-        let Some(interrupt) = &limits.interrupt else {
-            return Ok(frame.execute_stream().await?);
+        let stream = match &limits.interrupt {
+            None => frame.execute_stream().await?,
+            Some(interrupt) => {
+                interrupt.check()?;
+                let task = Arc::new(frame.task_ctx());
+                let plan = interruptible(frame.create_physical_plan().await?, interrupt)?;
+                execute_stream(plan, task)?
+            }
         };
-        interrupt.check()?;
-        let task = Arc::new(frame.task_ctx());
-        let plan = interruptible(frame.create_physical_plan().await?, interrupt)?;
-        Ok(execute_stream(plan, task)?)
+        Ok(match &limits.memory {
+            Some(memory) => memory.account(stream),
+            None => stream,
+        })
     }
 
     /// Plans and runs one statement.

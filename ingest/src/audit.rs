@@ -9,8 +9,7 @@
 use serde_json::Value;
 
 use crate::PodObservation;
-use crate::k8s_event::parse_time;
-use crate::{BatchBuilder, Decoded, IngestError, Result, SignalKind};
+use crate::{BatchBuilder, Decoded, IngestError, Namespaces, Result, SignalKind};
 
 const POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const NODE_NAME: &str = "authentication.kubernetes.io/node-name";
@@ -21,8 +20,9 @@ const DECISION: &str = "authorization.k8s.io/decision";
 /// unwrapped too.
 ///
 /// A body that is not JSON, or has no usable event, is an error; in a list, bad items are
-/// rejected one by one and the good ones kept.
-pub fn decode_webhook(body: &[u8]) -> Result<Decoded> {
+/// rejected one by one and the good ones kept, as are events of namespaces outside
+/// `namespaces` (an event's namespace is its row's, else its object's).
+pub fn decode_webhook(body: &[u8], namespaces: &Namespaces) -> Result<Decoded> {
     let value: Value = serde_json::from_slice(strip_bom(body)).map_err(|e| IngestError::Audit {
         at: String::new(),
         detail: format!("body is not JSON: {e}"),
@@ -30,7 +30,7 @@ pub fn decode_webhook(body: &[u8]) -> Result<Decoded> {
     let mut out = Decoded::default();
     let mut rows = BatchBuilder::new(SignalKind::Audit);
     for (at, event) in events_of(value, String::new()) {
-        add(event, &mut rows, &mut out, &at);
+        add(event, namespaces, &mut rows, &mut out, &at);
     }
     if out.accepted == 0 {
         return Err(IngestError::Audit {
@@ -62,7 +62,7 @@ pub fn decode_lines(text: &[u8]) -> Result<Decoded> {
             Err(e) => out.reject(|| format!("{at}: not JSON: {e}")),
             Ok(value) => {
                 for (at, event) in events_of(value, at) {
-                    add(event, &mut rows, &mut out, &at);
+                    add(event, &Namespaces::Any, &mut rows, &mut out, &at);
                 }
             }
         }
@@ -122,6 +122,7 @@ fn azure_record(record: &Value) -> std::result::Result<Value, String> {
 
 fn add(
     event: std::result::Result<Value, String>,
+    namespaces: &Namespaces,
     rows: &mut BatchBuilder,
     out: &mut Decoded,
     at: &str,
@@ -131,7 +132,7 @@ fn add(
     } else {
         format!("{at}: ")
     };
-    match event.and_then(|e| event_row(&e, rows, &mut out.pods)) {
+    match event.and_then(|e| event_row(&e, namespaces, rows, &mut out.pods)) {
         Ok(()) => out.accepted += 1,
         Err(e) => out.reject(|| format!("{at}{e}")),
     }
@@ -162,6 +163,7 @@ fn extra<'a>(user: Option<&'a Value>, key: &str) -> Option<&'a str> {
 /// Checks one event and adds its row; on error adds nothing.
 fn event_row(
     event: &Value,
+    namespaces: &Namespaces,
     rows: &mut BatchBuilder,
     pods: &mut Vec<PodObservation>,
 ) -> std::result::Result<(), String> {
@@ -188,7 +190,7 @@ fn event_row(
         .iter()
         .find_map(|k| text(event, k))
         .ok_or("no stageTimestamp or requestReceivedTimestamp")?;
-    let ts = parse_time(ts).ok_or_else(|| format!("timestamp {ts:?} is not RFC 3339"))?;
+    let ts = vigil_model::time::parse_rfc3339(ts).map_err(|e| format!("timestamp {e}"))?;
     let user = event.get("user");
     let username = user.and_then(|u| text(u, "username"));
     let object = event.get("objectRef");
@@ -224,6 +226,7 @@ fn event_row(
         }
         None => (None, None),
     };
+    namespaces.check(namespace.or(obj("namespace")))?;
 
     rows.row(ts);
     rows.str("namespace", namespace);

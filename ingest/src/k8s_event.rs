@@ -144,7 +144,5 @@ pub(crate) fn container_of(field_path: &str) -> Option<String> {
 
 /// An RFC 3339 time as nanoseconds since the epoch.
 pub fn parse_time(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()?
-        .timestamp_nanos_opt()
+    vigil_model::time::parse_rfc3339(text).ok()
 }

@@ -11,19 +11,22 @@
 //!   lines as the log backend writes them).
 //!
 //! The mapping rules are documented in `docs/ingest.md`. Nothing here touches the store: the
-//! caller writes the batches. Decoders never panic on any input; bad records are counted and
+//! caller writes the batches. A sender restricted to [`Namespaces`] has its records of other
+//! namespaces refused one by one. Decoders never panic on any input; bad records are counted and
 //! described in [`Decoded::rejected`] and [`Decoded::errors`], a bad request is an
 //! [`IngestError`].
 
 pub mod audit;
 pub mod error;
 pub mod k8s_event;
+pub mod namespaces;
 pub mod otlp;
 pub mod pods;
 
 use arrow::array::RecordBatch;
 
 pub use error::{IngestError, Result};
+pub use namespaces::Namespaces;
 pub use vigil_model::{BatchBuilder, PodObservation, SignalKind};
 
 /// How many messages [`Decoded::errors`] keeps; the counts stay exact.

@@ -19,6 +19,14 @@ pub enum ModelError {
         problem: String,
     },
 
+    /// Text that is not an RFC 3339 instant.
+    #[error("{0:?} is not an RFC 3339 time")]
+    NotRfc3339(String),
+
+    /// An RFC 3339 instant outside what nanoseconds since the epoch in 64 bits can hold.
+    #[error("{0:?} is out of range: timestamps run from {earliest} to {latest}", earliest = crate::time::EARLIEST, latest = crate::time::LATEST)]
+    TimeOutOfRange(String),
+
     #[error("Arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }

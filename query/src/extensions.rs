@@ -3,7 +3,8 @@
 //! [`install`] adds, to any `SessionStateBuilder`: the relation planner that plans ASOF
 //! joins and MATCH_RECOGNIZE, a query planner whose extension planners turn their logical
 //! nodes into operators, the physical optimizer rule that plans time-band joins as sorted
-//! merges, and the time functions. Run SQL through [`crate::sql::sql`] so the temporal
+//! merges, the time functions, and the bounds on functions whose output can grow without
+//! limit. Run SQL through [`crate::sql::sql`] so the temporal
 //! spellings sqlparser does not know are rewritten first.
 
 use std::sync::Arc;
@@ -58,10 +59,9 @@ pub fn install(builder: SessionStateBuilder) -> SessionStateBuilder {
         .position(|r| r.name() == "EnsureRequirements")
         .map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(PartialSortRule));
-    builder
-        .scalar_functions()
-        .get_or_insert_with(Vec::new)
-        .extend(crate::functions::scalar_functions());
+    let functions = builder.scalar_functions().get_or_insert_with(Vec::new);
+    functions.extend(crate::functions::scalar_functions());
+    *functions = crate::functions::bounded::bound_growing(std::mem::take(functions));
     builder
         .aggregate_functions()
         .get_or_insert_with(Vec::new)

@@ -237,6 +237,9 @@ impl Stream for InterruptibleStream {
             self.ended = true;
             return Poll::Ready(Some(Err(e)));
         }
+        // Tests make a query panic here (`FAILPOINTS=query::batch=1*panic`), as a bug would.
+        #[cfg(debug_assertions)]
+        fail::fail_point!("query::batch");
         self.input.as_mut().poll_next(cx)
     }
 }

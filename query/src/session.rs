@@ -38,7 +38,8 @@ pub fn session_config(options: &SessionOptions) -> SessionConfig {
         .with_information_schema(true)
         .with_batch_size(options.batch_size.max(1))
         // Sources declare their (pod, ts) order; merging sorted streams beats re-sorting.
-        .with_prefer_existing_sort(true);
+        .with_prefer_existing_sort(true)
+        .with_option_extension(crate::functions::bounded::QueryGuards::default());
     if options.target_partitions > 0 {
         config = config.with_target_partitions(options.target_partitions);
     }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use vigil::{Db, DbOptions, Durability, SignalKind, StoreOptions};
 
@@ -65,8 +65,14 @@ pub enum Command {
         /// How to print the result.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
-        /// The statement, e.g. "SELECT count(*) FROM metrics".
-        query: String,
+        /// The statement, e.g. "SELECT count(*) FROM metrics"; `-` reads it from standard
+        /// input.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        query: Option<String>,
+        /// Read the statement from this file (`-`: standard input), for statements longer
+        /// than a command line may be.
+        #[arg(long, short = 'f', value_name = "PATH")]
+        file: Option<PathBuf>,
     },
     /// The main job: generate a synthetic cluster with the seed attacks and their decoys,
     /// store it, run the detection queries and compare what they find with the truth.
@@ -303,11 +309,8 @@ fn run_tool(command: Command) -> Result<ExitCode> {
                     reason,
                 } => {
                     let instant = |flag: &str, text: &str| -> Result<i64> {
-                        let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
-                            format!("--{flag} {text:?} is not an RFC 3339 instant")
-                        })?;
-                        t.timestamp_nanos_opt()
-                            .with_context(|| format!("--{flag} {text:?} is out of range"))
+                        vigil::time::parse_rfc3339(text)
+                            .map_err(|e| anyhow::anyhow!("--{flag} {e}"))
                     };
                     let request = vigil::HoldRequest {
                         namespace,
@@ -398,7 +401,9 @@ fn run_tool(command: Command) -> Result<ExitCode> {
             data_dir,
             format,
             query,
+            file,
         } => {
+            let query = statement_text(query, file)?;
             let db = open_existing(&data_dir, "vigil sql")?;
             let runtime = query_runtime()?;
             let result = runtime.block_on(async {
@@ -468,4 +473,22 @@ pub(crate) fn query_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .thread_stack_size(crate::serve::queries::QUERY_THREAD_STACK_BYTES)
         .build()
+}
+
+/// The statement of `vigil sql`: the argument, or a file's text, or standard input's (`-`).
+fn statement_text(query: Option<String>, file: Option<PathBuf>) -> Result<String> {
+    let from_stdin = || -> Result<String> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the statement from standard input")?;
+        Ok(text)
+    };
+    match (query, file) {
+        (Some(q), _) if q == "-" => from_stdin(),
+        (Some(q), _) => Ok(q),
+        (None, Some(path)) if path.as_os_str() == "-" => from_stdin(),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the statement from {}", path.display())),
+        (None, None) => bail!("give a statement, or --file PATH"),
+    }
 }

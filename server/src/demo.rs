@@ -183,7 +183,16 @@ pub fn run_demo(dir: &Path, options: &DemoOptions) -> Result<bool> {
 /// Creates `dir`, or empties it if it holds an earlier demo; refuses anything else.
 fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
-        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !dir.is_dir() {
+            bail!(
+                "{} is a file, not a directory; pass --data-dir with a new or empty directory",
+                dir.display()
+            );
+        }
+        let empty = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none();
         if !empty {
             if !dir.join(MARKER).exists() {
                 bail!(

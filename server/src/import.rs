@@ -6,9 +6,16 @@
 //!   columns (`attributes`, `groups`, `source_ips`) as JSON text.
 //! - NDJSON: one object per line; `ts` as RFC 3339 text or integer nanoseconds; maps as
 //!   objects, lists as arrays.
+//!
+//! A value that does not fit its column (`nine` for an integer, a year outside what
+//! nanoseconds can count) rejects the file with the column and the file's line named, in
+//! every format; so does a file the Parquet decoder cannot read, even where the decoder
+//! itself gives up by panicking.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +27,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use vigil::schema::{ColumnType, column, kind_schema, ts_type};
+use vigil::schema::{ColumnType, column, columns, kind_schema, ts_type};
 use vigil::{Db, SignalKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,7 +110,9 @@ pub fn import_files(
                 report.files_ok += 1;
                 report.rows += receipt.rows;
             }
-            Err(e) => report.failures.push(format!("{}: {e:#}", path.display())),
+            Err(e) => report
+                .failures
+                .push(format!("{}: {}", path.display(), crate::report(&e))),
         }
         bar.inc(size);
     }
@@ -143,12 +152,71 @@ pub fn read_file(path: &Path, kind: SignalKind, format: FileFormat) -> Result<Ve
     }
 }
 
+/// Rows per batch read from a file.
+const BATCH_ROWS: usize = 8192;
+
 fn read_parquet(file: File) -> Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .context("not a readable Parquet file")?
-        .with_batch_size(8192)
-        .build()?;
-    reader.map(|b| b.context("reading Parquet rows")).collect()
+    // The Parquet decoder asserts on some damaged pages instead of returning an error; such a
+    // file is as unreadable as one it refuses.
+    catching_panics(|| {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .context("not a readable Parquet file")?
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+        reader.map(|b| b.context("reading Parquet rows")).collect()
+    })
+    .unwrap_or_else(|panic| Err(anyhow!("not a readable Parquet file: {panic}")))
+}
+
+thread_local! {
+    /// Set while [`catching_panics`] runs on this thread: the panic is an error to report,
+    /// not a crash to print.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into the panic's message. The process's panic hook
+/// stays quiet for panics caught here and prints every other one as before.
+fn catching_panics<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(Cell::get) {
+                default(info);
+            }
+        }));
+    });
+    let was = CATCHING.with(|c| c.replace(true));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    outcome.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the decoder panicked".to_string())
+    })
+}
+
+/// Refuses a batch with a required column left empty, naming the file's line: the store's
+/// own check would name the row within the batch.
+fn check_required(
+    kind: SignalKind,
+    batch: &RecordBatch,
+    line_of: impl Fn(usize) -> usize,
+) -> Result<()> {
+    for spec in columns(kind).filter(|c| c.required) {
+        if let Some(array) = batch.column_by_name(spec.name)
+            && let Some(row) = (0..array.len()).find(|&r| array.is_null(r))
+        {
+            bail!(
+                "line {}: column `{}` is required and has no value",
+                line_of(row),
+                spec.name
+            );
+        }
+    }
+    Ok(())
 }
 
 fn read_csv(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
@@ -171,20 +239,25 @@ fn read_csv(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
     reader.rewind()?;
     let csv = arrow::csv::ReaderBuilder::new(Arc::clone(&text_schema))
         .with_header(true)
-        .with_batch_size(8192)
+        .with_batch_size(BATCH_ROWS)
         .build(reader)?;
     let mut out = Vec::new();
     let mut first_row = 2; // line numbers: the header is line 1
     for batch in csv {
         let batch = batch.context("reading CSV rows")?;
-        out.push(convert_text_columns(&batch, kind, first_row)?);
+        let converted = convert_text_columns(&batch, kind, first_row)?;
+        check_required(kind, &converted, |row| first_row + row)?;
+        out.push(converted);
         first_row += batch.num_rows();
     }
     Ok(out)
 }
 
+/// The column names of a CSV header line; a UTF-8 byte-order mark before the first is not
+/// part of its name.
 fn csv_header(line: &str) -> Vec<String> {
-    line.trim_end_matches(['\r', '\n'])
+    line.trim_start_matches('\u{feff}')
+        .trim_end_matches(['\r', '\n'])
         .split(',')
         .map(|s| s.trim().trim_matches('"').to_string())
         .filter(|s| !s.is_empty())
@@ -212,8 +285,7 @@ fn convert_text_columns(
             ColumnType::Timestamp => parse_timestamps(text, field.name(), first_line)?,
             ColumnType::StringMap => parse_json_maps(text, field.name(), first_line)?,
             ColumnType::StringList => parse_json_lists(text, field.name(), first_line)?,
-            other => arrow::compute::cast(array, &other.data_type())
-                .with_context(|| format!("column `{}` (lines {first_line}..)", field.name()))?,
+            number => parse_numbers(text, number, field.name(), first_line)?,
         };
         fields.push(Field::new(
             field.name(),
@@ -228,6 +300,30 @@ fn convert_text_columns(
     )?)
 }
 
+/// Numbers from text, refusing what does not parse or does not fit (`nine`, `1.5` for an
+/// integer, `99999999999` for a 32-bit one) instead of storing NULL for it.
+fn parse_numbers(
+    text: &arrow::array::StringArray,
+    ty: ColumnType,
+    name: &str,
+    first_line: usize,
+) -> Result<ArrayRef> {
+    let converted = arrow::compute::cast(text, &ty.data_type())?;
+    if let Some(i) = (0..text.len()).find(|&i| text.is_valid(i) && converted.is_null(i)) {
+        let expected = match ty {
+            ColumnType::Int32 => "a 32-bit integer",
+            ColumnType::Int64 => "a 64-bit integer",
+            _ => "a number",
+        };
+        bail!(
+            "column `{name}`, line {}: `{}` is not {expected}",
+            first_line + i,
+            text.value(i)
+        );
+    }
+    Ok(converted)
+}
+
 fn parse_timestamps(
     text: &arrow::array::StringArray,
     name: &str,
@@ -235,26 +331,28 @@ fn parse_timestamps(
 ) -> Result<ArrayRef> {
     let mut out = Vec::with_capacity(text.len());
     for (i, v) in text.iter().enumerate() {
+        let line = first_line + i;
         out.push(match v {
             None => None,
             Some(s) if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
                 Some(s.parse::<i64>().with_context(|| {
-                    format!(
-                        "column `{name}`, line {}: `{s}` is not a timestamp",
-                        first_line + i
-                    )
+                    format!("column `{name}`, line {line}: `{s}` is not a timestamp")
                 })?)
             }
-            Some(s) => Some(
-                arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s).with_context(
-                    || {
-                        format!(
-                            "column `{name}`, line {}: `{s}` is not an RFC 3339 timestamp",
-                            first_line + i
-                        )
-                    },
-                )?,
-            ),
+            Some(s) => Some(match vigil::time::parse_rfc3339(s) {
+                Ok(ns) => ns,
+                Err(vigil::ModelError::NotRfc3339(_)) => {
+                    // Other forms Arrow reads (`2024-05-01 10:00:00`, no zone as UTC).
+                    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(s).map_err(
+                        |_| {
+                            anyhow!(
+                                "column `{name}`, line {line}: `{s}` is not an RFC 3339 timestamp"
+                            )
+                        },
+                    )?
+                }
+                Err(e) => bail!("column `{name}`, line {line}: {e}"),
+            }),
         });
     }
     let ns = Int64Array::from(out);
@@ -339,15 +437,86 @@ fn read_ndjson(file: File, kind: SignalKind) -> Result<Vec<RecordBatch>> {
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect::<Vec<_>>(),
     ));
-    let reader = arrow::json::ReaderBuilder::new(loose)
-        .with_strict_mode(true)
-        .with_batch_size(8192)
-        .build(BufReader::new(file))?;
+    let decoder = || {
+        arrow::json::ReaderBuilder::new(Arc::clone(&loose))
+            .with_strict_mode(true)
+            .with_batch_size(BATCH_ROWS)
+            .build_decoder()
+    };
+    let mut reader = BufReader::new(file);
+    let mut chunk = NdjsonChunk::default();
+    let mut batches = decoder()?;
     let mut out = Vec::new();
-    for batch in reader {
-        out.push(batch.context("reading NDJSON")?);
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let before = batches.len();
+        batches
+            .decode(&line)
+            .map_err(|e| anyhow!("line {number}: {e}"))?;
+        if batches.has_partial_record() {
+            bail!("line {number}: not a whole JSON object (NDJSON has one object per line)");
+        }
+        chunk.add(number, &line, batches.len() - before);
+        if batches.len() >= BATCH_ROWS {
+            out.push(chunk.flush(kind, &mut batches, decoder)?);
+        }
+    }
+    if !batches.is_empty() {
+        out.push(chunk.flush(kind, &mut batches, decoder)?);
     }
     Ok(out)
+}
+
+/// The lines behind the rows an NDJSON decoder holds, to name the line of a bad value.
+#[derive(Default)]
+struct NdjsonChunk {
+    /// The file line of each buffered row.
+    row_lines: Vec<usize>,
+    /// Each line buffered, with its number.
+    lines: Vec<(usize, Vec<u8>)>,
+}
+
+impl NdjsonChunk {
+    fn add(&mut self, number: usize, line: &[u8], rows: usize) {
+        self.row_lines.extend(std::iter::repeat_n(number, rows));
+        self.lines.push((number, line.to_vec()));
+    }
+
+    /// The buffered rows as a batch. A value that does not fit its column surfaces only here,
+    /// for the whole batch: the lines are decoded again one by one to find the first bad one.
+    fn flush(
+        &mut self,
+        kind: SignalKind,
+        decoder: &mut arrow::json::reader::Decoder,
+        fresh: impl Fn() -> std::result::Result<arrow::json::reader::Decoder, arrow::error::ArrowError>,
+    ) -> Result<RecordBatch> {
+        let batch = match decoder.flush() {
+            Ok(batch) => batch.ok_or_else(|| anyhow!("no rows decoded"))?,
+            Err(e) => {
+                for (number, line) in &self.lines {
+                    let mut alone = fresh()?;
+                    if let Err(e) = alone.decode(line).and_then(|_| alone.flush()) {
+                        bail!("line {number}: {e}");
+                    }
+                }
+                bail!("reading NDJSON: {e}");
+            }
+        };
+        check_required(kind, &batch, |row| self.row_lines[row])?;
+        self.row_lines.clear();
+        self.lines.clear();
+        Ok(batch)
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +526,17 @@ mod tests {
     use vigil::WriteLog;
 
     use super::*;
+
+    #[test]
+    fn a_panic_inside_a_reader_becomes_its_message_and_later_panics_still_print() {
+        let caught = catching_panics(|| -> u32 { panic!("assertion failed: bit width") });
+        assert_eq!(caught, Err("assertion failed: bit width".to_string()));
+        let formatted = catching_panics(|| -> u32 { panic!("index {} out of range", 7) });
+        assert_eq!(formatted, Err("index 7 out of range".to_string()));
+        assert_eq!(catching_panics(|| 5), Ok(5));
+        // Outside, a panic is a panic again.
+        assert!(!CATCHING.with(Cell::get));
+    }
 
     #[test]
     fn each_imported_file_is_one_observed_write_and_a_bad_file_none() {

@@ -1,4 +1,7 @@
 //! Printing query results: an aligned table, CSV, or a JSON array of objects.
+//!
+//! JSON has no NaN or infinities: a floating-point NaN, `Infinity` or `-Infinity` is written
+//! as that string (as protobuf's JSON mapping writes them), never as `null`, which is NULL.
 
 use std::io::Write;
 
@@ -37,15 +40,53 @@ pub fn print_batches(
             }
         }
         OutputFormat::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(&mut *out);
-            let refs: Vec<&RecordBatch> = batches.iter().collect();
-            writer.write_batches(&refs)?;
-            writer.finish()?;
-            drop(writer);
+            let mut rows: Vec<serde_json::Value> = Vec::new();
+            for batch in batches {
+                let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+                writer.write(batch)?;
+                writer.finish()?;
+                let mut objects: Vec<serde_json::Map<String, serde_json::Value>> =
+                    serde_json::from_slice(&writer.into_inner()).unwrap_or_default();
+                for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                    for (row, object) in objects.iter_mut().enumerate() {
+                        if let Some(text) = non_finite(column.as_ref(), row) {
+                            object.insert(field.name().clone(), text);
+                        }
+                    }
+                }
+                rows.extend(objects.into_iter().map(serde_json::Value::Object));
+            }
+            serde_json::to_writer(&mut *out, &rows)?;
             writeln!(out)?;
         }
     }
     Ok(())
+}
+
+/// A floating-point NaN or infinity at `row` of `column`, as the JSON string that stands for
+/// it (`"NaN"`, `"Infinity"`, `"-Infinity"`); `None` for anything else.
+pub fn non_finite(column: &dyn Array, row: usize) -> Option<serde_json::Value> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Float32Type, Float64Type};
+
+    if column.is_null(row) {
+        return None;
+    }
+    let value = match column.data_type() {
+        DataType::Float64 => column.as_primitive::<Float64Type>().value(row),
+        DataType::Float32 => f64::from(column.as_primitive::<Float32Type>().value(row)),
+        _ => return None,
+    };
+    let text = if value.is_nan() {
+        "NaN"
+    } else if value == f64::INFINITY {
+        "Infinity"
+    } else if value == f64::NEG_INFINITY {
+        "-Infinity"
+    } else {
+        return None;
+    };
+    Some(serde_json::Value::String(text.to_string()))
 }
 
 /// CSV has no lists or maps: such columns are written as their display text

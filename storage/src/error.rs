@@ -32,6 +32,14 @@ pub enum StorageError {
         supported: u32,
     },
 
+    /// Another process has the store open.
+    #[error(
+        "the store in {} is open in another process (a running `vigil serve`?): stop it, or \
+         query it through the server",
+        dir.display()
+    )]
+    InUse { dir: PathBuf },
+
     /// The store is closing; the write was not made durable and may be retried elsewhere.
     #[error("the store is shutting down; the write was not acknowledged")]
     ShuttingDown,

@@ -97,7 +97,16 @@ impl Kv {
             ColumnFamilyDescriptor::new(CF_SEGMENTS, Options::default()),
             ColumnFamilyDescriptor::new(CF_POD_HISTORY, Options::default()),
         ];
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            // RocksDB's lock: another process (a running server) has the store open.
+            if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("lock file") {
+                StorageError::InUse {
+                    dir: path.parent().unwrap_or(path).to_path_buf(),
+                }
+            } else {
+                StorageError::from(e)
+            }
+        })?;
         let kv = Kv {
             db,
             path: path.to_path_buf(),

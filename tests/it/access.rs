@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use arrow::array::{Array, RecordBatch};
 use futures::TryStreamExt;
 use vigil::{
-    Access, Db, EngineError, PodObservation, QueryLimits, Session, SignalKind, Visibility,
+    Access, Db, EngineError, PodObservation, QueryLimits, QueryMemory, Session, SignalKind,
+    Visibility,
 };
 
 use crate::support::{count, first_int, open, runtime};
@@ -276,7 +277,7 @@ fn a_query_over_its_memory_limit_fails_alone() {
     let result: Result<Vec<RecordBatch>, EngineError> = rt.block_on(async {
         let planned = session.plan(heavy).await?;
         let limits = QueryLimits {
-            memory_limit: Some(64 << 10),
+            memory: Some(QueryMemory::new(64 << 10)),
             ..QueryLimits::default()
         };
         let stream = session.execute(planned, None, limits).await?;
@@ -289,4 +290,64 @@ fn a_query_over_its_memory_limit_fails_alone() {
     );
     // The same session goes on, with and without limits.
     assert_eq!(scalar(&session, "SELECT count(*) FROM metrics"), 800);
+}
+
+/// Runs `sql` with `limit` bytes of query memory: the error, if any.
+fn run_limited(session: &Session, sql: &str, limit: usize) -> Result<usize, String> {
+    runtime().block_on(async {
+        let planned = session.plan(sql).await.map_err(|e| e.to_string())?;
+        let limits = QueryLimits {
+            memory: Some(QueryMemory::new(limit)),
+            ..QueryLimits::default()
+        };
+        let stream = session
+            .execute(planned, None, limits)
+            .await
+            .map_err(|e| e.to_string())?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| e.to_string())?;
+        Ok(batches.iter().map(RecordBatch::num_rows).sum())
+    })
+}
+
+#[test]
+fn growing_functions_and_result_batches_count_against_the_query_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    fill(&db);
+    let session = db
+        .open_session(Access::read_only(Visibility::all()))
+        .expect("session");
+    // 800 rows of 100 KB each would be 80 MB for the batch: refused before it is built.
+    let e = run_limited(&session, "SELECT repeat('x', 100000) FROM metrics", 1 << 20).unwrap_err();
+    assert!(e.contains("repeat()") && e.contains("would produce"), "{e}");
+    // A constant folded while planning is held to the same bound.
+    let e = run_limited(&session, "SELECT lpad('a', 2147483647)", 1 << 20).unwrap_err();
+    assert!(e.contains("lpad()"), "{e}");
+    // A result batch larger than what is left of the limit ends the query, even from a
+    // plain scan that reserves nothing itself.
+    let e = run_limited(&session, "SELECT * FROM metrics", 4 << 10).unwrap_err();
+    assert!(e.contains("query result"), "{e}");
+    // Within the limits the same statements run.
+    assert_eq!(
+        run_limited(&session, "SELECT repeat('x', 10) FROM metrics", 1 << 20),
+        Ok(800)
+    );
+    assert_eq!(
+        run_limited(&session, "SELECT * FROM metrics", 64 << 20),
+        Ok(800)
+    );
+    // Without a query limit the default bound (1 GiB per call) still holds.
+    let e = scalar_error(&session, "SELECT length(lpad('a', 2147483647))");
+    assert!(e.contains("lpad()") && e.contains("1.0 GiB"), "{e}");
+}
+
+fn scalar_error(session: &Session, sql: &str) -> String {
+    runtime()
+        .block_on(async {
+            let stream = session.sql(sql).await?;
+            let _: Vec<RecordBatch> = stream.try_collect().await?;
+            Ok::<_, EngineError>(())
+        })
+        .expect_err("refused")
+        .to_string()
 }

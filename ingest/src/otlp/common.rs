@@ -118,6 +118,13 @@ impl Origin {
         Ok(())
     }
 
+    /// A resource whose rows the sender may write: its size, and its namespace against the
+    /// sender's.
+    pub fn check(&self, namespaces: &crate::Namespaces) -> Result<(), String> {
+        self.check_size()?;
+        namespaces.check(self.namespace.as_deref())
+    }
+
     pub fn from_attributes(attributes: &[KeyValue]) -> Origin {
         let text = |key| attribute(attributes, key).and_then(any_value_text);
         Origin {

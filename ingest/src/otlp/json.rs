@@ -2,10 +2,139 @@
 //! mapping reads: the top-level arrays must be there, numbers sent as strings (`"asDouble":
 //! "1.5"`) become numbers, enum names (`"SPAN_KIND_CLIENT"`, `"OK"`) become their numbers.
 //! A value that cannot be a number is dropped, so its data point is rejected on its own.
+//!
+//! Metric data points are checked one by one: a point that does not decode (a time of `"-1"`,
+//! an attribute `intValue` of `"notint"`) is refused with its reason and the metric's other
+//! points stay. The doubles the mapping writes as `"NaN"`, `"Infinity"` and `"-Infinity"`
+//! have no JSON number; they are set aside and put back into the decoded request.
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, SummaryDataPoint, metric,
+    number_data_point,
+};
 use serde_json::{Map, Value};
 
 use super::Signal;
+use crate::Decoded;
+
+/// What normalising set aside: data points refused on their own, and the non-finite doubles
+/// to put back once the request is decoded.
+#[derive(Debug, Default)]
+pub struct Normalized {
+    rejected: Vec<String>,
+    non_finite: Vec<NonFinite>,
+}
+
+/// A non-finite double of one metric data point, written as 0 for decoding.
+#[derive(Debug)]
+struct NonFinite {
+    resource: usize,
+    scope: usize,
+    metric: usize,
+    point: usize,
+    field: DoubleField,
+    value: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DoubleField {
+    AsDouble,
+    Sum,
+    Min,
+    Max,
+    ZeroThreshold,
+    Quantile(usize),
+    QuantileValue(usize),
+}
+
+impl Normalized {
+    /// Puts the non-finite doubles back into the decoded metrics request.
+    pub fn restore(&self, request: &mut ExportMetricsServiceRequest) {
+        for nf in &self.non_finite {
+            let Some(data) = request
+                .resource_metrics
+                .get_mut(nf.resource)
+                .and_then(|r| r.scope_metrics.get_mut(nf.scope))
+                .and_then(|s| s.metrics.get_mut(nf.metric))
+                .and_then(|m| m.data.as_mut())
+            else {
+                continue;
+            };
+            let v = nf.value;
+            match (data, nf.field) {
+                (metric::Data::Gauge(g), DoubleField::AsDouble) => {
+                    set_number(g.data_points.get_mut(nf.point), v)
+                }
+                (metric::Data::Sum(s), DoubleField::AsDouble) => {
+                    set_number(s.data_points.get_mut(nf.point), v)
+                }
+                (metric::Data::Histogram(h), field) => {
+                    if let Some(p) = h.data_points.get_mut(nf.point) {
+                        match field {
+                            DoubleField::Sum => p.sum = Some(v),
+                            DoubleField::Min => p.min = Some(v),
+                            DoubleField::Max => p.max = Some(v),
+                            _ => {}
+                        }
+                    }
+                }
+                (metric::Data::ExponentialHistogram(h), field) => {
+                    if let Some(p) = h.data_points.get_mut(nf.point) {
+                        match field {
+                            DoubleField::Sum => p.sum = Some(v),
+                            DoubleField::Min => p.min = Some(v),
+                            DoubleField::Max => p.max = Some(v),
+                            DoubleField::ZeroThreshold => p.zero_threshold = v,
+                            _ => {}
+                        }
+                    }
+                }
+                (metric::Data::Summary(s), field) => {
+                    if let Some(p) = s.data_points.get_mut(nf.point) {
+                        match field {
+                            DoubleField::Sum => p.sum = v,
+                            DoubleField::Quantile(q) => {
+                                if let Some(qv) = p.quantile_values.get_mut(q) {
+                                    qv.quantile = v;
+                                }
+                            }
+                            DoubleField::QuantileValue(q) => {
+                                if let Some(qv) = p.quantile_values.get_mut(q) {
+                                    qv.value = v;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Counts the points refused here among the request's rejections.
+    pub fn count_into(self, decoded: &mut Decoded) {
+        for reason in self.rejected {
+            decoded.reject(|| reason);
+        }
+    }
+}
+
+fn set_number(point: Option<&mut NumberDataPoint>, v: f64) {
+    if let Some(p) = point {
+        p.value = Some(number_data_point::Value::AsDouble(v));
+    }
+}
+
+/// The kinds of metric data, as OTLP/JSON names them.
+const DATA_KINDS: [&str; 5] = [
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "summary",
+];
 
 /// Fields holding a double that senders may write as a string.
 const DOUBLES: [&str; 7] = [
@@ -21,7 +150,8 @@ const DOUBLES: [&str; 7] = [
 const INTEGERS: [&str; 2] = ["asInt", "count"];
 
 /// Checks the shape of a request and normalises it in place; the error names the problem.
-pub fn normalize(signal: Signal, value: &mut Value) -> Result<(), String> {
+pub fn normalize(signal: Signal, value: &mut Value) -> Result<Normalized, String> {
+    let mut normalized = Normalized::default();
     camel_case_keys(value);
     let (resources, scopes, records) = match signal {
         Signal::Metrics => ("resourceMetrics", "scopeMetrics", "metrics"),
@@ -44,15 +174,15 @@ pub fn normalize(signal: Signal, value: &mut Value) -> Result<(), String> {
                 (Signal::Logs, None) => continue,
                 _ => array(scope, records, &at)?,
             };
-            for item in items.iter_mut() {
+            for (k, item) in items.iter_mut().enumerate() {
                 if signal == Signal::Metrics {
-                    check_metric(item, &at)?;
+                    check_metric(item, &at, [i, j, k], &mut normalized)?;
                 }
                 normalize_values(item);
             }
         }
     }
-    Ok(())
+    Ok(normalized)
 }
 
 /// Protobuf's JSON mapping accepts a message's original field names (`resource_logs`) as
@@ -122,8 +252,14 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// A metric's data must be an object with a `dataPoints` array.
-fn check_metric(metric: &mut Value, at: &str) -> Result<(), String> {
+/// A metric's data must be an object with a `dataPoints` array. Each point that does not
+/// decode is taken out and counted as rejected; non-finite doubles are set aside.
+fn check_metric(
+    metric: &mut Value,
+    at: &str,
+    [resource, scope, index]: [usize; 3],
+    normalized: &mut Normalized,
+) -> Result<(), String> {
     let name = metric
         .get("name")
         .and_then(Value::as_str)
@@ -132,23 +268,102 @@ fn check_metric(metric: &mut Value, at: &str) -> Result<(), String> {
     let Some(metric) = metric.as_object_mut() else {
         return Err(format!("{at}: a metric must be an object"));
     };
-    for data in [
-        "gauge",
-        "sum",
-        "histogram",
-        "exponentialHistogram",
-        "summary",
-    ] {
-        if let Some(v) = metric.get_mut(data) {
-            let inner = object(v, &format!("{at}: metric {name:?} {data}"))?;
-            array(
-                inner,
-                "dataPoints",
-                &format!("{at}: metric {name:?} {data}"),
-            )?;
+    for data in DATA_KINDS {
+        let Some(v) = metric.get_mut(data) else {
+            continue;
+        };
+        let inner = object(v, &format!("{at}: metric {name:?} {data}"))?;
+        let points = array(
+            inner,
+            "dataPoints",
+            &format!("{at}: metric {name:?} {data}"),
+        )?;
+        for (p, mut point) in std::mem::take(points).into_iter().enumerate() {
+            normalize_values(&mut point);
+            let mut found = Vec::new();
+            set_aside_non_finite(&mut point, &mut found);
+            match check_point(data, &point) {
+                Ok(()) => {
+                    let kept = points.len();
+                    normalized
+                        .non_finite
+                        .extend(found.into_iter().map(|(field, value)| NonFinite {
+                            resource,
+                            scope,
+                            metric: index,
+                            point: kept,
+                            field,
+                            value,
+                        }));
+                    points.push(point);
+                }
+                Err(e) => normalized
+                    .rejected
+                    .push(format!("metric {name:?}: {data} data point {p}: {e}")),
+            }
         }
     }
     Ok(())
+}
+
+/// Decodes one data point alone, to refuse it alone.
+fn check_point(data: &str, point: &Value) -> Result<(), String> {
+    fn decodes<T: serde::de::DeserializeOwned>(point: &Value) -> Result<(), String> {
+        serde_path_to_error::deserialize::<_, T>(point)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    match data {
+        "gauge" | "sum" => decodes::<NumberDataPoint>(point),
+        "histogram" => decodes::<HistogramDataPoint>(point),
+        "exponentialHistogram" => decodes::<ExponentialHistogramDataPoint>(point),
+        _ => decodes::<SummaryDataPoint>(point),
+    }
+}
+
+/// `"NaN"`, `"Infinity"`, `"-Infinity"` in a point's double fields become 0 here and are
+/// listed, to be restored after decoding.
+fn set_aside_non_finite(point: &mut Value, found: &mut Vec<(DoubleField, f64)>) {
+    let Some(point) = point.as_object_mut() else {
+        return;
+    };
+    let mut take = |value: &mut Value, field: DoubleField| {
+        if let Some(d) = value.as_str().and_then(non_finite) {
+            *value = Value::from(0.0);
+            found.push((field, d));
+        }
+    };
+    for (key, field) in [
+        ("asDouble", DoubleField::AsDouble),
+        ("sum", DoubleField::Sum),
+        ("min", DoubleField::Min),
+        ("max", DoubleField::Max),
+        ("zeroThreshold", DoubleField::ZeroThreshold),
+    ] {
+        if let Some(v) = point.get_mut(key) {
+            take(v, field);
+        }
+    }
+    if let Some(Value::Array(quantiles)) = point.get_mut("quantileValues") {
+        for (q, item) in quantiles.iter_mut().enumerate() {
+            if let Some(v) = item.get_mut("quantile") {
+                take(v, DoubleField::Quantile(q));
+            }
+            if let Some(v) = item.get_mut("value") {
+                take(v, DoubleField::QuantileValue(q));
+            }
+        }
+    }
+}
+
+/// The protobuf JSON mapping's names of the non-finite doubles.
+fn non_finite(text: &str) -> Option<f64> {
+    match text.trim() {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
 }
 
 fn enum_number(key: &str, name: &str) -> Option<i64> {

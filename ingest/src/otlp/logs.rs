@@ -6,10 +6,14 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::common::{Origin, any_value_json, any_value_text, attribute, id_hex, nanos};
 use crate::k8s_event::{K8sEvent, container_of, parse_time};
-use crate::{BatchBuilder, Decoded, Result, SignalKind};
+use crate::{BatchBuilder, Decoded, Namespaces, Result, SignalKind};
 
 /// Decodes an export request; `now_ns` stands in for records with neither time.
-pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Result<Decoded> {
+pub fn decode(
+    request: &ExportLogsServiceRequest,
+    now_ns: i64,
+    namespaces: &Namespaces,
+) -> Result<Decoded> {
     let mut out = Decoded::default();
     let mut logs = BatchBuilder::new(SignalKind::Log);
     let mut events = BatchBuilder::new(SignalKind::Event);
@@ -42,6 +46,10 @@ pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Result<Decoded
                         .unwrap_or(ts);
                     let mut row_origin = origin.with_record(&record.attributes);
                     row_origin.namespace = event.object_namespace.clone().or(row_origin.namespace);
+                    if let Err(e) = namespaces.check(row_origin.namespace.as_deref()) {
+                        out.reject(|| format!("Kubernetes event: {e}"));
+                        continue;
+                    }
                     row_origin.pod = event.pod().map(str::to_string);
                     row_origin.container = event.container.clone();
                     row_origin.node = event.source_host.clone().or(row_origin.node);
@@ -53,6 +61,10 @@ pub fn decode(request: &ExportLogsServiceRequest, now_ns: i64) -> Result<Decoded
                         out.pods.push(obs);
                     }
                     out.accepted += 1;
+                    continue;
+                }
+                if let Err(e) = namespaces.check(origin.namespace.as_deref()) {
+                    out.reject(|| e);
                     continue;
                 }
                 match log_row(record, &origin, ts, &mut logs) {

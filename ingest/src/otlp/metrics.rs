@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use serde_json::{Value, json};
 
 use super::common::{Origin, attributes_json, id_hex, nanos};
-use crate::{BatchBuilder, Decoded, Result, SignalKind};
+use crate::{BatchBuilder, Decoded, Namespaces, Result, SignalKind};
 
 /// The most buckets a histogram point may have (each becomes a row; OpenTelemetry SDKs
 /// default to 160 for exponential histograms).
@@ -109,12 +109,16 @@ fn exemplars_json(exemplars: &[Exemplar]) -> Option<String> {
 }
 
 /// Decodes an export request; `now_ns` stands in for points without a time.
-pub fn decode(request: &ExportMetricsServiceRequest, now_ns: i64) -> Result<Decoded> {
+pub fn decode(
+    request: &ExportMetricsServiceRequest,
+    now_ns: i64,
+    namespaces: &Namespaces,
+) -> Result<Decoded> {
     let mut out = Decoded::default();
     let mut rows = BatchBuilder::new(SignalKind::Metric);
     for resource_metrics in &request.resource_metrics {
         let origin = Origin::from_resource(resource_metrics.resource.as_ref());
-        if let Err(e) = origin.check_size() {
+        if let Err(e) = origin.check(namespaces) {
             for metric in resource_metrics
                 .scope_metrics
                 .iter()
@@ -406,7 +410,14 @@ mod tests {
     }
 
     fn decode_json(json: &str) -> Decoded {
-        crate::otlp::decode(Signal::Metrics, Encoding::Json, json.as_bytes(), 42).unwrap()
+        crate::otlp::decode(
+            Signal::Metrics,
+            Encoding::Json,
+            json.as_bytes(),
+            42,
+            &Namespaces::Any,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -478,6 +489,54 @@ mod tests {
             ]
         );
         assert!(lower.contains(&("e_zero_count".into(), 2.0, None)));
+    }
+
+    #[test]
+    fn a_point_that_does_not_decode_is_refused_alone_and_the_metric_keeps_the_others() {
+        let good = r#"{"asDouble":1,"timeUnixNano":"1"},{"asDouble":2,"timeUnixNano":"2"},{"asDouble":3,"timeUnixNano":"3"}"#;
+        for bad in [
+            r#"{"asDouble":4,"timeUnixNano":"-1"}"#,
+            r#"{"asDouble":4,"timeUnixNano":"abc"}"#,
+            r#"{"asDouble":4,"timeUnixNano":1.5}"#,
+            r#"{"asDouble":4,"timeUnixNano":"32503680000000000000"}"#,
+            r#"{"asDouble":4,"timeUnixNano":"4","attributes":[{"key":"k","value":{"intValue":"notint"}}]}"#,
+        ] {
+            let d = decode_json(&format!(
+                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{good},{bad}]}}}}]}}]}}]}}"#
+            ));
+            assert_eq!((d.accepted, d.rejected), (3, 1), "{bad}");
+            let values: Vec<f64> = rows_of(&d, "k").iter().map(|r| r.1).collect();
+            assert_eq!(values, vec![1.0, 2.0, 3.0], "{bad}");
+            let message = d.error_message();
+            assert!(
+                message.contains("metric \"g\": gauge data point 3")
+                    && (message.contains("timeUnixNano") || message.contains("attributes[0]")),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_finite_doubles_written_as_the_json_mapping_writes_them_are_stored() {
+        let d = decode_json(
+            r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[
+            {"asDouble":"NaN","timeUnixNano":"1"},{"asDouble":"Infinity","timeUnixNano":"2"},{"asDouble":"-Infinity","timeUnixNano":"3"}]}},
+            {"name":"s","summary":{"dataPoints":[{"timeUnixNano":"4","count":"1","sum":"Infinity",
+            "quantileValues":[{"quantile":0.5,"value":"NaN"}]}]}}]}]}]}"#,
+        );
+        assert_eq!((d.accepted, d.rejected), (4, 0), "{}", d.error_message());
+        let rows = rows_of(&d, "quantile");
+        let g: Vec<f64> = rows.iter().filter(|r| r.0 == "g").map(|r| r.1).collect();
+        assert!(
+            g[0].is_nan() && g[1] == f64::INFINITY && g[2] == f64::NEG_INFINITY,
+            "{g:?}"
+        );
+        assert!(
+            rows.contains(&("s_sum".into(), f64::INFINITY, None)),
+            "{rows:?}"
+        );
+        let q = rows.iter().find(|r| r.0 == "s").expect("a quantile row");
+        assert!(q.1.is_nan() && q.2.as_deref() == Some("0.5"), "{q:?}");
     }
 
     #[test]

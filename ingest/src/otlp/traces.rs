@@ -6,15 +6,19 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
 use super::common::{Origin, any_value_text, attribute, attributes_json, id_hex, nanos};
-use crate::{BatchBuilder, Decoded, Result, SignalKind};
+use crate::{BatchBuilder, Decoded, Namespaces, Result, SignalKind};
 
 /// Decodes an export request; `now_ns` stands in for spans without a start time.
-pub fn decode(request: &ExportTraceServiceRequest, now_ns: i64) -> Result<Decoded> {
+pub fn decode(
+    request: &ExportTraceServiceRequest,
+    now_ns: i64,
+    namespaces: &Namespaces,
+) -> Result<Decoded> {
     let mut out = Decoded::default();
     let mut rows = BatchBuilder::new(SignalKind::Span);
     for resource_spans in &request.resource_spans {
         let origin = Origin::from_resource(resource_spans.resource.as_ref());
-        if let Err(e) = origin.check_size() {
+        if let Err(e) = origin.check(namespaces) {
             for _ in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
                 out.reject(|| e.clone());
             }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use vigil_ingest::Namespaces;
 use vigil_ingest::otlp::{Encoding, Signal, decode};
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -32,7 +33,8 @@ fn replay_otlp(target: &str, encoding: Encoding) -> usize {
         };
         let signal = [Signal::Metrics, Signal::Logs, Signal::Traces][usize::from(*first) % 3];
         let outcome = std::panic::catch_unwind(|| {
-            decode(signal, encoding, body, 1).map(|d| (d.rows(), d.error_message()))
+            decode(signal, encoding, body, 1, &Namespaces::Any)
+                .map(|d| (d.rows(), d.error_message()))
         });
         assert!(outcome.is_ok(), "{} panics the decoder", path.display());
     }
@@ -57,7 +59,7 @@ fn audit_corpus_and_crashes_decode_without_panic() {
     assert!(inputs.len() >= 4, "the corpus is missing");
     for (path, data) in &inputs {
         let outcome = std::panic::catch_unwind(|| {
-            let _ = vigil_ingest::audit::decode_webhook(data);
+            let _ = vigil_ingest::audit::decode_webhook(data, &Namespaces::Any);
             vigil_ingest::audit::decode_lines(data).map(|d| d.rows())
         });
         assert!(outcome.is_ok(), "{} panics the decoder", path.display());
@@ -77,7 +79,7 @@ fn the_seed_payloads_decode_to_rows() {
             continue;
         }
         let signal = [Signal::Metrics, Signal::Logs, Signal::Traces][usize::from(data[0]) % 3];
-        let decoded = decode(signal, Encoding::Protobuf, &data[1..], 1).unwrap();
+        let decoded = decode(signal, Encoding::Protobuf, &data[1..], 1, &Namespaces::Any).unwrap();
         assert!(decoded.rows() > 0, "{}", path.display());
     }
 }

@@ -1,6 +1,8 @@
 //! Time functions: `time_bucket`, gap filling (`time_bucket_gapfill`, `locf`,
-//! `interpolate`) and counter `rate`/`increase`.
+//! `interpolate`) and counter `rate`/`increase`; and bounds on the output of DataFusion's
+//! functions that can grow without limit (`bounded`).
 
+pub mod bounded;
 pub mod counter;
 pub mod gapfill;
 

@@ -1,7 +1,8 @@
 //! Bearer tokens: who is calling, and whether they may. Tokens are configured by the
 //! SHA-256 of their secret; a request's `authorization: Bearer SECRET` (or
 //! `Basic base64(user:SECRET)`, for Flight SQL handshakes) is hashed and looked up. A token
-//! restricted to namespaces gets a SQL session whose table scans only yield those rows.
+//! restricted to namespaces gets a SQL session whose table scans only yield those rows, and
+//! may write only rows of those namespaces.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use anyhow::Result;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use vigil::{Access, Clock, Db, Session, Visibility};
+use vigil_ingest::Namespaces;
 
 use super::config::{Auth, Scope};
 
@@ -22,6 +24,8 @@ pub struct Principal {
     expires_ns: Option<i64>,
     /// Its SQL session, when it may query.
     session: Option<Arc<Session>>,
+    /// The namespaces it may write rows of.
+    writes: Namespaces,
 }
 
 impl Principal {
@@ -33,6 +37,12 @@ impl Principal {
     /// The SQL session of a principal with the `query` scope.
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.session.as_ref()
+    }
+
+    /// The namespaces it may write rows of: a token restricted to namespaces for reading
+    /// is restricted for writing too.
+    pub fn writes(&self) -> &Namespaces {
+        &self.writes
     }
 }
 
@@ -105,6 +115,7 @@ impl Authenticator {
                 scopes: [Scope::Admin].into(),
                 expires_ns: None,
                 session: Some(session),
+                writes: Namespaces::Any,
             };
             return Ok(Authenticator {
                 by_hash: HashMap::new(),
@@ -144,6 +155,10 @@ impl Authenticator {
                 scopes,
                 expires_ns,
                 session,
+                writes: match &token.namespaces {
+                    Some(ns) => Namespaces::only(ns.iter().cloned()),
+                    None => Namespaces::Any,
+                },
             };
             by_hash.insert(hash, Arc::new(principal));
         }

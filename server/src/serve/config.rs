@@ -126,8 +126,12 @@ pub struct Query {
     pub max_queued: usize,
     /// Seconds a query may take, waiting and streaming included.
     pub timeout_seconds: u64,
-    /// Bytes one query's sorts, joins and aggregates may hold.
+    /// Bytes one query may hold: its sorts, joins and aggregates, each result batch, and
+    /// what one call of a growing function (`repeat`, `lpad`...) produces.
     pub memory_limit_bytes: u64,
+    /// The process's ceiling: when the allocator's resident bytes pass it, the running query
+    /// holding the most memory is cancelled. Unset: no ceiling.
+    pub max_resident_bytes: Option<u64>,
     /// Rows `/api/v1/sql` returns when the request gives no `limit`.
     pub http_default_limit: usize,
     /// The largest `limit` `/api/v1/sql` accepts.
@@ -151,6 +155,7 @@ impl Default for Query {
             max_queued: 64,
             timeout_seconds: 300,
             memory_limit_bytes: 2 << 30,
+            max_resident_bytes: None,
             http_default_limit: 10_000,
             http_max_rows: 100_000,
         }
@@ -360,6 +365,9 @@ impl Config {
             if value == 0 {
                 bail!("query.{name} must be more than 0");
             }
+        }
+        if q.max_resident_bytes == Some(0) {
+            bail!("query.max_resident_bytes must be more than 0 (leave it out for no ceiling)");
         }
         if q.http_default_limit > q.http_max_rows {
             bail!(

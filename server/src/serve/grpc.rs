@@ -25,9 +25,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
-use vigil_ingest::otlp;
+use vigil_ingest::{Namespaces, otlp};
 
-use super::auth::Authenticator;
+use super::auth::{Authenticator, Principal};
 use super::config::Scope;
 use super::pipeline::{Accepted, Pipeline, Refusal};
 
@@ -47,6 +47,15 @@ fn status(refusal: Refusal) -> Status {
     }
 }
 
+/// The namespaces the caller may write, as the interceptor found them.
+fn writes_of<T>(request: &Request<T>) -> Namespaces {
+    request
+        .extensions()
+        .get::<Arc<Principal>>()
+        .map(|p| p.writes().clone())
+        .unwrap_or_default()
+}
+
 fn rejected(a: &Accepted) -> Option<(i64, String)> {
     (a.rejected > 0).then(|| {
         (
@@ -62,13 +71,14 @@ impl MetricsService for Otlp {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let writes = writes_of(&request);
         let request = request.into_inner();
         let size = request.encoded_len() as u64;
         let now = self.pipeline.now_ns();
         let a = self
             .pipeline
             .ingest("metrics", size, move || {
-                otlp::metrics::decode(&request, now).map_err(Refusal::from)
+                otlp::metrics::decode(&request, now, &writes).map_err(Refusal::from)
             })
             .await
             .map_err(status)?;
@@ -87,13 +97,14 @@ impl LogsService for Otlp {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let writes = writes_of(&request);
         let request = request.into_inner();
         let size = request.encoded_len() as u64;
         let now = self.pipeline.now_ns();
         let a = self
             .pipeline
             .ingest("logs", size, move || {
-                otlp::logs::decode(&request, now).map_err(Refusal::from)
+                otlp::logs::decode(&request, now, &writes).map_err(Refusal::from)
             })
             .await
             .map_err(status)?;
@@ -112,13 +123,14 @@ impl TraceService for Otlp {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let writes = writes_of(&request);
         let request = request.into_inner();
         let size = request.encoded_len() as u64;
         let now = self.pipeline.now_ns();
         let a = self
             .pipeline
             .ingest("traces", size, move || {
-                otlp::traces::decode(&request, now).map_err(Refusal::from)
+                otlp::traces::decode(&request, now, &writes).map_err(Refusal::from)
             })
             .await
             .map_err(status)?;
@@ -140,9 +152,12 @@ pub fn routes(pipeline: Arc<Pipeline>, auth: Arc<Authenticator>) -> Routes {
             .metadata()
             .get("authorization")
             .map(|v| v.as_bytes());
-        auth.authorize(header, Scope::Ingest)
-            .map(|_| request)
-            .map_err(|e| e.status())
+        let principal = auth
+            .authorize(header, Scope::Ingest)
+            .map_err(|e| e.status())?;
+        let mut request = request;
+        request.extensions_mut().insert(principal);
+        Ok(request)
     };
     Routes::new(InterceptedService::new(
         MetricsServiceServer::new(otlp.clone())

@@ -70,7 +70,7 @@ async fn blocking<T: Send + 'static>(
 
 pub async fn list(State(db): State<Arc<Db>>) -> Response {
     let d = Arc::clone(&db);
-    match blocking(move || Ok(d.holds()?)).await {
+    match blocking(move || d.holds()).await {
         Ok(holds) => {
             Json(json!({"holds": holds.iter().map(describe).collect::<Vec<_>>()})).into_response()
         }
@@ -99,10 +99,7 @@ pub async fn place(
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
     };
     let instant = |field: &str, text: &str| -> Result<i64, String> {
-        chrono::DateTime::parse_from_rfc3339(text)
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt())
-            .ok_or_else(|| format!("{field}: {text:?} is not an RFC 3339 instant"))
+        vigil::time::parse_rfc3339(text).map_err(|e| format!("{field}: {e}"))
     };
     let (from_ns, to_ns) = match (instant("from", &request.from), instant("to", &request.to)) {
         (Ok(f), Ok(t)) => (f, t),

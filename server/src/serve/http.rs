@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Router, middleware};
+use axum::{Extension, Router, middleware};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
@@ -21,9 +21,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
+use vigil_ingest::Namespaces;
 use vigil_ingest::otlp::{self, Encoding, Signal};
 
-use super::auth::Authenticator;
+use super::auth::{Authenticator, Principal};
 use super::config::Scope;
 use super::pipeline::{Accepted, Pipeline, Refusal};
 use super::queries::Queries;
@@ -82,6 +83,26 @@ pub fn router(
         .merge(holds)
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(one_host))
+}
+
+/// An HTTP/1.1 request without a `Host` header, or with more than one, is answered 400
+/// (RFC 9112, section 3.2): which host it is for decides whether a server without tokens
+/// answers it at all.
+async fn one_host(request: axum::extract::Request, next: middleware::Next) -> Response {
+    if request.version() == axum::http::Version::HTTP_11 {
+        let hosts = request.headers().get_all(header::HOST).iter().count();
+        if hosts != 1 {
+            let message = if hosts == 0 {
+                "an HTTP/1.1 request needs a Host header".to_string()
+            } else {
+                format!("an HTTP/1.1 request takes one Host header, not {hosts}")
+            };
+            let body = serde_json::json!({"error": {"code": "bad_request", "message": message}});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Lets a request through when its bearer token grants `scope` (or, with `None`, is any
@@ -151,16 +172,31 @@ async fn prometheus(State(p): State<Arc<Pipeline>>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
-    otlp_export(p, Signal::Metrics, headers, body).await
+async fn metrics(
+    State(p): State<Arc<Pipeline>>,
+    Extension(caller): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    otlp_export(p, Signal::Metrics, caller.writes().clone(), headers, body).await
 }
 
-async fn logs(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
-    otlp_export(p, Signal::Logs, headers, body).await
+async fn logs(
+    State(p): State<Arc<Pipeline>>,
+    Extension(caller): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    otlp_export(p, Signal::Logs, caller.writes().clone(), headers, body).await
 }
 
-async fn traces(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
-    otlp_export(p, Signal::Traces, headers, body).await
+async fn traces(
+    State(p): State<Arc<Pipeline>>,
+    Extension(caller): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    otlp_export(p, Signal::Traces, caller.writes().clone(), headers, body).await
 }
 
 /// The request's encoding from its `Content-Type`.
@@ -216,6 +252,7 @@ fn decompress(headers: &HeaderMap, body: Bytes, limit: u64) -> Result<Bytes, Ref
 async fn otlp_export(
     p: Arc<Pipeline>,
     signal: Signal,
+    writes: Namespaces,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -244,7 +281,7 @@ async fn otlp_export(
     let now = p.now_ns();
     let outcome = p
         .ingest(signal.as_str(), size, move || {
-            otlp::decode(signal, encoding, &body, now).map_err(Refusal::from)
+            otlp::decode(signal, encoding, &body, now, &writes).map_err(Refusal::from)
         })
         .await;
     match outcome {
@@ -379,7 +416,12 @@ fn refusal_response(p: &Pipeline, refusal: &Refusal, encoding: Encoding) -> Resp
 }
 
 /// The audit webhook: what the API server's webhook backend posts (`EventList` JSON).
-async fn audit(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn audit(
+    State(p): State<Arc<Pipeline>>,
+    Extension(caller): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -406,7 +448,8 @@ async fn audit(State(p): State<Arc<Pipeline>>, headers: HeaderMap, body: Bytes) 
     let size = body.len() as u64;
     let outcome = p
         .ingest("audit", size, move || {
-            vigil_ingest::audit::decode_webhook(&body).map_err(|e| Refusal::Invalid(e.to_string()))
+            vigil_ingest::audit::decode_webhook(&body, caller.writes())
+                .map_err(|e| Refusal::Invalid(e.to_string()))
         })
         .await;
     match outcome {

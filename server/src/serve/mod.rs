@@ -8,6 +8,7 @@ mod flight;
 mod grpc;
 mod holds_api;
 mod http;
+mod memory_ceiling;
 pub mod pipeline;
 pub(crate) mod queries;
 mod sql_api;

@@ -245,6 +245,7 @@ impl Drop for InflightGuard<'_> {
 #[cfg(test)]
 mod tests {
     use vigil::WriteLog;
+    use vigil_ingest::Namespaces;
     use vigil_ingest::otlp::{Encoding, Signal};
 
     use super::*;
@@ -274,8 +275,14 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let accepted = rt
             .block_on(pipeline.ingest("logs", body.len() as u64, move || {
-                vigil_ingest::otlp::decode(Signal::Logs, Encoding::Json, body, now)
-                    .map_err(Refusal::from)
+                vigil_ingest::otlp::decode(
+                    Signal::Logs,
+                    Encoding::Json,
+                    body,
+                    now,
+                    &Namespaces::Any,
+                )
+                .map_err(Refusal::from)
             }))
             .expect("accepted");
         assert_eq!(accepted.rejected, 0, "{}", accepted.message);
@@ -293,7 +300,7 @@ mod tests {
 
         // A request refused as a whole writes nothing.
         let refused = rt.block_on(pipeline.ingest("logs", 3, || {
-            vigil_ingest::otlp::decode(Signal::Logs, Encoding::Json, b"{]", 0)
+            vigil_ingest::otlp::decode(Signal::Logs, Encoding::Json, b"{]", 0, &Namespaces::Any)
                 .map_err(Refusal::from)
         }));
         assert!(matches!(refused, Err(Refusal::Invalid(_))));

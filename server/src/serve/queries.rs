@@ -11,7 +11,8 @@
 //! going away and the server stopping reach every scan and join of its plan, so a CPU-bound
 //! query ends within a batch instead of when it next yields. A panic while planning or running
 //! a query (a bug, in vigil or in a dependency) ends that query alone, with an internal error
-//! and the statement logged.
+//! and the statement logged. With `query.max_resident_bytes` set, the query holding the most
+//! memory is cancelled when the process passes that ceiling (see `memory_ceiling`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -26,9 +27,10 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use vigil::QueryError as vigil_query_error;
-use vigil::{EngineError, Interrupt, Interrupted, Planned, QueryLimits, Session};
+use vigil::{EngineError, Interrupt, Interrupted, Planned, QueryLimits, QueryMemory, Session};
 
 use super::config::Query as QueryConfig;
+use super::memory_ceiling::{MemoryCeiling, Registered, RunningQueries};
 use super::telemetry::QueryMetrics;
 
 /// Why a query failed, in terms a client can act on.
@@ -58,6 +60,12 @@ pub enum QueryFailure {
     /// Over the memory limit.
     #[error("{0} (query.memory_limit_bytes)")]
     ResourcesExhausted(String),
+    /// Cancelled to bring the server back under its memory ceiling.
+    #[error(
+        "the server's resident memory passed its ceiling (query.max_resident_bytes) and this \
+         query held the most memory: it was cancelled; retry later"
+    )]
+    MemoryCeiling,
     /// The server failed.
     #[error("{0}")]
     Internal(String),
@@ -73,6 +81,7 @@ impl QueryFailure {
             QueryFailure::Unavailable => "unavailable",
             QueryFailure::Timeout(_) => "timeout",
             QueryFailure::ResourcesExhausted(_) => "resources_exhausted",
+            QueryFailure::MemoryCeiling => "memory_ceiling",
             QueryFailure::Internal(_) => "internal",
         }
     }
@@ -94,7 +103,9 @@ impl QueryFailure {
                 tonic::Status::unavailable(message)
             }
             QueryFailure::Timeout(_) => tonic::Status::deadline_exceeded(message),
-            QueryFailure::ResourcesExhausted(_) => tonic::Status::resource_exhausted(message),
+            QueryFailure::ResourcesExhausted(_) | QueryFailure::MemoryCeiling => {
+                tonic::Status::resource_exhausted(message)
+            }
             QueryFailure::Internal(_) => tonic::Status::internal(message),
         }
     }
@@ -130,7 +141,7 @@ impl QueryFailure {
         if let Some(why) = Interrupted::of(&e) {
             return match why {
                 Interrupted::Stopping => QueryFailure::Unavailable,
-                Interrupted::MemoryCeiling => QueryFailure::ResourcesExhausted(why.to_string()),
+                Interrupted::MemoryCeiling => QueryFailure::MemoryCeiling,
                 Interrupted::Deadline | Interrupted::Cancelled => {
                     QueryFailure::Internal(why.to_string())
                 }
@@ -222,6 +233,10 @@ pub struct Queries {
     /// The parent of every query's interrupt: tripped when the server stops.
     interrupt: Interrupt,
     metrics: QueryMetrics,
+    /// The running queries with their memory, for the memory ceiling.
+    running_queries: Arc<RunningQueries>,
+    /// Watches resident memory when `query.max_resident_bytes` is set.
+    _ceiling: Option<MemoryCeiling>,
 }
 
 /// A running query's slot: held by the task that drives it.
@@ -229,6 +244,8 @@ pub struct Queries {
 struct Slot {
     _permit: OwnedSemaphorePermit,
     metrics: QueryMetrics,
+    /// Its entry among the running queries, once it starts.
+    registered: Option<Registered>,
 }
 
 impl Drop for Slot {
@@ -260,6 +277,11 @@ impl Deadline {
 
 impl Queries {
     pub fn new(config: QueryConfig, metrics: QueryMetrics) -> std::io::Result<Queries> {
+        let running_queries = Arc::new(RunningQueries::default());
+        let ceiling = config
+            .max_resident_bytes
+            .map(|ceiling| MemoryCeiling::start(ceiling, Arc::clone(&running_queries)))
+            .transpose()?;
         Ok(Queries {
             runtime: QueryRuntime::new()?,
             metrics,
@@ -267,6 +289,8 @@ impl Queries {
             config,
             stop: tokio::sync::watch::Sender::new(false),
             interrupt: Interrupt::new(),
+            running_queries,
+            _ceiling: ceiling,
         })
     }
 
@@ -352,10 +376,16 @@ impl Queries {
         deadline: Deadline,
         sql: &str,
     ) -> Result<SendableRecordBatchStream, QueryFailure> {
-        let slot = self.admit(deadline).await?;
+        let mut slot = self.admit(deadline).await?;
         let interrupt = self.interrupt.child().with_deadline(deadline.0.into_std());
+        let memory =
+            QueryMemory::new(usize::try_from(self.config.memory_limit_bytes).unwrap_or(usize::MAX));
+        slot.registered = Some(
+            self.running_queries
+                .register(memory.clone(), interrupt.clone()),
+        );
         let limits = QueryLimits {
-            memory_limit: usize::try_from(self.config.memory_limit_bytes).ok(),
+            memory: Some(memory),
             interrupt: Some(interrupt.clone()),
         };
         let ending = Ending {
@@ -424,6 +454,7 @@ impl Queries {
         Ok(Slot {
             _permit: permit,
             metrics: self.metrics.clone(),
+            registered: None,
         })
     }
 }
@@ -492,7 +523,7 @@ async fn drive(
                     Some(DeadlinePassed::Stopping) => "unavailable",
                     None => match Interrupted::of(e) {
                         Some(Interrupted::Cancelled) => "cancelled",
-                        Some(Interrupted::MemoryCeiling) => "resources_exhausted",
+                        Some(Interrupted::MemoryCeiling) => "memory_ceiling",
                         _ => "failed",
                     },
                 },

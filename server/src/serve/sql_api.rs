@@ -97,6 +97,7 @@ impl From<QueryFailure> for ApiError {
             }
             QueryFailure::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             QueryFailure::ResourcesExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            QueryFailure::MemoryCeiling => StatusCode::SERVICE_UNAVAILABLE,
             QueryFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let location = match &f {
@@ -294,19 +295,18 @@ fn scalar(what: &str, value: &Value) -> Result<ScalarValue, ApiError> {
 
 /// `start`/`end`: RFC 3339 text or integer nanoseconds since the epoch, as a UTC timestamp.
 fn time_value(name: &str, value: &Value) -> Result<ScalarValue, ApiError> {
+    let bad = |why: String| ApiError::bad_request("invalid_request", format!("{name}: {why}"));
     let ns = match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt()),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_request",
-            format!("{name}: expected an RFC 3339 time or integer nanoseconds, got {value}"),
-        )
-    })?;
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| bad(format!("{n} is not integer nanoseconds since the epoch")))?,
+        Value::String(s) => vigil::time::parse_rfc3339(s).map_err(|e| bad(e.to_string()))?,
+        _ => {
+            return Err(bad(format!(
+                "expected an RFC 3339 time or integer nanoseconds, got {value}"
+            )));
+        }
+    };
     Ok(ScalarValue::TimestampNanosecond(
         Some(ns),
         Some("UTC".into()),
@@ -334,7 +334,8 @@ async fn take(
 }
 
 /// Each column's values as JSON, through arrow's JSON writer (so every type is rendered as
-/// arrow renders it: numbers, strings, lists, maps as objects, timestamps as RFC 3339).
+/// arrow renders it: numbers, strings, lists, maps as objects, timestamps as RFC 3339), but
+/// NaN and infinities as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
 fn json_columns(
     schema: &SchemaRef,
     batches: &[RecordBatch],
@@ -363,9 +364,12 @@ fn json_columns(
         let rows: Vec<serde_json::Map<String, Value>> =
             serde_json::from_slice(&writer.into_inner())
                 .map_err(|e| datafusion::arrow::error::ArrowError::JsonError(e.to_string()))?;
-        for mut row in rows {
+        for (r, mut row) in rows.into_iter().enumerate() {
             for (i, column) in columns.iter_mut().enumerate() {
-                column.push(row.remove(&format!("c{i}")).unwrap_or(Value::Null));
+                let value = crate::output::non_finite(batch.column(i).as_ref(), r)
+                    .or_else(|| row.remove(&format!("c{i}")))
+                    .unwrap_or(Value::Null);
+                column.push(value);
             }
         }
     }

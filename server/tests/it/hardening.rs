@@ -273,3 +273,165 @@ fn show_retention_shows_a_namespace_token_only_the_rules_for_its_namespaces() {
     assert_eq!(shop[1][0], 3, "{shop}");
     assert_eq!(shop[1][2], "shop", "{shop}");
 }
+
+/// The peak resident memory of a process, from `/proc`.
+fn peak_resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+#[test]
+fn functions_that_grow_their_output_are_held_to_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &store(dir.path()),
+        Some(&config(
+            "[query]\nmemory_limit_bytes = 67108864\ntimeout_seconds = 20\n",
+        )),
+    );
+    for statement in [
+        "SELECT lpad('a', 2147483647)",
+        "SELECT length(lpad('a', 500000000))",
+        "SELECT length(repeat('x', 10000000)) FROM (SELECT * FROM metrics LIMIT 100)",
+        "SELECT cardinality(array_repeat(1, 100000000))",
+        "SELECT cardinality(range(0, 1000000000))",
+        "SELECT length(replace(repeat('a', 1000000), 'a', repeat('b', 1000)))",
+    ] {
+        let r = sql_request(&server, Some(ANALYST), json!({ "sql": statement }));
+        assert_eq!(r.status, 422, "{statement}: {}", r.text());
+        assert_eq!(
+            r.json()["error"]["code"],
+            "resources_exhausted",
+            "{statement}: {}",
+            r.text()
+        );
+        assert!(r.text().contains("memory_limit_bytes"), "{}", r.text());
+    }
+    // Within the limit they work as before.
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": "SELECT length(repeat('x', 1000)), length(lpad('a', 300)), cardinality(range(0, 1000))"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rows"][0], json!([1000, 300, 1000]));
+    // None of the refused calls allocated its result.
+    let peak = peak_resident_bytes(server.child.id());
+    assert!(peak < 1 << 30, "peak resident {peak} bytes");
+    // Over Flight SQL too.
+    runtime().block_on(async {
+        let mut client = client(&server, Some(ANALYST)).await;
+        let e = query(&mut client, "SELECT lpad('a', 2147483647)")
+            .await
+            .unwrap_err();
+        assert!(e.contains("memory_limit_bytes"), "{e}");
+    });
+}
+
+#[test]
+fn past_the_memory_ceiling_the_largest_query_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    // A ceiling the process is always over: the first running query it sees is cancelled.
+    let server = Server::start(
+        &store(dir.path()),
+        Some(&config(
+            "[query]\nmax_resident_bytes = 1048576\ntimeout_seconds = 60\n",
+        )),
+    );
+    let started = Instant::now();
+    let r = sql_request(&server, Some(ANALYST), json!({ "sql": CROSS_JOIN }));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "memory_ceiling", "{}", r.text());
+    assert!(r.text().contains("max_resident_bytes"), "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_idle(&server, Duration::from_secs(5));
+}
+
+#[test]
+fn a_query_over_a_damaged_segment_fails_alone_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let mut segments: Vec<std::path::PathBuf> = walk(&store)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    segments.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    assert!(!segments.is_empty(), "the store has segments");
+    // 20 bytes flipped in the pages of each of the largest segments, as a disk would.
+    for segment in segments.iter().take(5) {
+        let mut bytes = std::fs::read(segment).unwrap();
+        let at = bytes.len() / 3;
+        for b in &mut bytes[at..at + 20] {
+            *b ^= 0x5A;
+        }
+        std::fs::write(segment, &bytes).unwrap();
+    }
+    let server = Server::start(&store, Some(&config("")));
+    for table in ["metrics", "logs", "spans", "audit", "events"] {
+        let r = sql_request(
+            &server,
+            Some(ANALYST),
+            json!({"sql": format!("SELECT * FROM {table} ORDER BY ts DESC LIMIT 5")}),
+        );
+        assert!(
+            r.status == 200 || r.status >= 400,
+            "{table}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    let r = server.request("GET", "/healthz", &[], b"");
+    assert_eq!(r.status, 200, "the server is still up");
+    let r = sql_request(&server, Some(ANALYST), json!({"sql": "SELECT 1"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_query_that_panics_fails_alone_with_an_internal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first batch any query reads panics, as a bug in vigil or a dependency would.
+    let server = Server::start_with_env(
+        &store(dir.path()),
+        Some(&config("")),
+        &[("FAILPOINTS", "query::batch=1*panic(an injected bug)")],
+    );
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": "SELECT count(*) FROM metrics"}),
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "internal", "{}", r.text());
+    assert!(r.text().contains("an injected bug"), "{}", r.text());
+    // The server and its other queries go on.
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": "SELECT count(*) FROM metrics"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["rows"][0][0].as_i64().unwrap() > 0);
+    wait_idle(&server, Duration::from_secs(5));
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod hardening;
+mod refusals;
 mod serve;
 mod server;
 mod sql;

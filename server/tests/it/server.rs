@@ -24,6 +24,11 @@ fn free_port() -> u16 {
 
 impl Server {
     pub fn start(data_dir: &Path, config: Option<&str>) -> Server {
+        Server::start_with_env(data_dir, config, &[])
+    }
+
+    /// Starts a server with `env` set for its process (`FAILPOINTS`, `RUST_LOG`).
+    pub fn start_with_env(data_dir: &Path, config: Option<&str>, env: &[(&str, &str)]) -> Server {
         let (http, grpc) = (
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
@@ -33,7 +38,8 @@ impl Server {
             .arg(data_dir)
             .args(["--http-addr", &http, "--grpc-addr", &grpc])
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            .envs(env.iter().copied());
         let config_path;
         if let Some(text) = config {
             config_path = data_dir.with_extension("toml");
@@ -106,6 +112,18 @@ impl Server {
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw)?;
         Response::parse(&raw).ok_or_else(|| std::io::Error::other("no HTTP response"))
+    }
+
+    /// Sends `request` as it is (no header added) and reads the answer.
+    pub fn raw(&self, request: &[u8]) -> Response {
+        let mut stream = TcpStream::connect(&self.http).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        Response::parse(&raw).expect("an HTTP response")
     }
 
     /// Sends SIGTERM and waits for a clean exit.

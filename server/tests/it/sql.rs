@@ -788,7 +788,8 @@ fn limits_fail_one_query_and_the_server_goes_on_and_dropped_streams_free_their_s
         let mut c = client(&server, Some(ANALYST)).await;
         let info = c
             .execute(
-                "SELECT a.pod, b.pod FROM metrics a, metrics b".to_string(),
+                // Narrow rows: each batch handed out counts against the 1 MiB limit too.
+                "SELECT a.ts, b.ts FROM metrics a, metrics b".to_string(),
                 None,
             )
             .await
@@ -823,7 +824,8 @@ fn limits_fail_one_query_and_the_server_goes_on_and_dropped_streams_free_their_s
         let mut c = client(&server, Some(ANALYST)).await;
         let info = c
             .execute(
-                "SELECT a.pod, b.pod FROM metrics a, metrics b".to_string(),
+                // Narrow rows: each batch handed out counts against the 1 MiB limit too.
+                "SELECT a.ts, b.ts FROM metrics a, metrics b".to_string(),
                 None,
             )
             .await

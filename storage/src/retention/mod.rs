@@ -60,14 +60,25 @@ pub(crate) struct PolicyRecord {
 
 pub(crate) const KEY_POLICY: &[u8] = b"retention/policy";
 
+/// How a policy change is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Only read the record (a store without background passes, a dry run).
+    ReadOnly,
+    /// Record it; background passes wait for the change grace.
+    Background,
+    /// Record it for an explicit pass that applies the rules at once.
+    Explicit,
+}
+
 /// Compares the retention policy with the one the store last enforced. The same one keeps
-/// its instant; a different (non-empty) one takes effect `now`, and with `write` that is
-/// recorded and logged. Returns the instant the policy took effect.
+/// its instant; a different (non-empty) one takes effect `now`, and unless `recording` is
+/// read-only that is recorded and logged. Returns the instant the policy took effect.
 pub(crate) fn record_policy(
     kv: &Kv,
     retention: &RetentionOptions,
     now: i64,
-    write: bool,
+    recording: Recording,
 ) -> Result<i64> {
     let fingerprint = retention.policy.fingerprint();
     let previous: Option<PolicyRecord> = kv.get_json(KEY_POLICY)?;
@@ -80,17 +91,28 @@ pub(crate) fn record_policy(
     if retention.policy.is_empty() {
         return Ok(previous.map_or(now, |p| p.since_ns));
     }
-    if !write {
-        return Ok(now);
+    let previous_rules = previous
+        .as_ref()
+        .map_or("keep everything", |p| p.fingerprint.as_str());
+    match recording {
+        Recording::ReadOnly => return Ok(now),
+        Recording::Background => {
+            let grace = nanos(retention.change_grace);
+            tracing::warn!(
+                previous = previous_rules,
+                now = %fingerprint,
+                grace = %format_duration(retention.change_grace),
+                deletes_from = %format_instant(now.saturating_add(grace)),
+                "retention rules changed; background passes only log what they would delete \
+                 until the grace ends"
+            );
+        }
+        Recording::Explicit => tracing::warn!(
+            previous = previous_rules,
+            now = %fingerprint,
+            "retention rules changed; this explicit pass applies them now"
+        ),
     }
-    let grace = nanos(retention.change_grace);
-    tracing::warn!(
-        previous = previous.as_ref().map_or("keep everything", |p| p.fingerprint.as_str()),
-        now = %fingerprint,
-        grace = %format_duration(retention.change_grace),
-        deletes_from = %format_instant(now.saturating_add(grace)),
-        "retention rules changed; passes only log what they would delete until the grace ends"
-    );
     let mut batch = WriteBatch::default();
     kv.put_json(
         &mut batch,

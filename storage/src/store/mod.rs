@@ -209,7 +209,8 @@ impl Store {
     /// Runs a retention pass now, grace or not: logs what it will delete, then deletes it.
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
         // Enforcing records the rules as the ones in effect (a dry run does not).
-        self.shared.record_policy(true)?;
+        self.shared
+            .record_policy(crate::retention::Recording::Explicit)?;
         crate::retention::run(&self.shared, false)
     }
 

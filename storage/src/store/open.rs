@@ -25,6 +25,15 @@ use crate::version::{HotBatch, Version};
 
 pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
     options.validate()?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(StorageError::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "it is a file; a store is a directory",
+            ),
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
     // Segment paths go to the query engine's object store, which reads absolute paths: a
     // relative directory (`--data-dir store`) would be resolved against `/`.
@@ -98,8 +107,16 @@ pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
 
     // A store that enforces in the background records the rules now, starting their grace;
     // one that does not (`vigil retention --dry-run`, tools) only reads the record.
-    let policy_since =
-        crate::retention::record_policy(&kv, &options.retention, now, options.background)?;
+    let policy_since = crate::retention::record_policy(
+        &kv,
+        &options.retention,
+        now,
+        if options.background {
+            crate::retention::Recording::Background
+        } else {
+            crate::retention::Recording::ReadOnly
+        },
+    )?;
     let background = options.background;
     let shared = Arc::new(Shared::new(Recovered {
         dir: dir.to_path_buf(),

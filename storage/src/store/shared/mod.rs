@@ -233,10 +233,10 @@ impl Shared {
     }
 
     /// Records the retention policy in effect as the one enforced (starting its grace if it
-    /// changed) when `write`, else only reads the record; returns when it took effect.
-    pub fn record_policy(&self, write: bool) -> Result<i64> {
+    /// changed), or only reads the record; returns when it took effect.
+    pub(crate) fn record_policy(&self, recording: retention::Recording) -> Result<i64> {
         let since =
-            retention::record_policy(&self.kv, &self.options.retention, self.now_ns(), write)?;
+            retention::record_policy(&self.kv, &self.options.retention, self.now_ns(), recording)?;
         self.policy_since.store(since, Ordering::SeqCst);
         Ok(since)
     }
