@@ -74,8 +74,16 @@ fn is_user_datafusion_error(e: &DataFusionError) -> bool {
                 | datafusion::arrow::error::ArrowError::ComputeError(_)
                 | datafusion::arrow::error::ArrowError::InvalidArgumentError(_)
                 | datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
+                // Files an admin's statement points at (`CREATE EXTERNAL TABLE`, `COPY`).
+                | datafusion::arrow::error::ArrowError::CsvError(_)
+                | datafusion::arrow::error::ArrowError::JsonError(_)
         ),
         DataFusionError::Context(_, inner) => is_user_datafusion_error(inner),
+        DataFusionError::Shared(inner) => is_user_datafusion_error(inner),
+        // The planner reports several problems of one statement together.
+        DataFusionError::Collection(errors) => {
+            !errors.is_empty() && errors.iter().all(is_user_datafusion_error)
+        }
         DataFusionError::Diagnostic(_, inner) => is_user_datafusion_error(inner),
         DataFusionError::External(inner) => inner
             .downcast_ref::<StorageError>()

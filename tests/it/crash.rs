@@ -2,7 +2,7 @@
 //! running, and is killed with SIGKILL at random moments, or aborted at named crash points
 //! inside the flush, compaction and commit protocols and at every step of the manifest edit.
 //! After every crash the store is reopened and every acknowledged batch must be there exactly
-//! once, and no batch may be there in part.
+//! once, and no batch may be there in part. Retention passes run in the child all along.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -18,8 +18,14 @@ use vigil_tests::crash_batch_rows;
 
 use crate::support::runtime;
 
-/// Rounds of random SIGKILLs (at least 20, as the store's contract asks).
-const KILL_ROUNDS: u64 = 24;
+/// Rounds of random SIGKILLs (at least 20, as the store's contract asks); the long campaign
+/// (`tests/crash_campaign.sh`) sets `VIGIL_CRASH_ROUNDS=1000`.
+fn kill_rounds() -> u64 {
+    std::env::var("VIGIL_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
 
 /// Named crash points, each used for one round (the child aborts there).
 const CRASH_POINTS: &[&str] = &[
@@ -145,7 +151,8 @@ fn acknowledged_writes_survive_sigkill_and_crash_points_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_c0de);
     let mut all_acked = BTreeSet::new();
-    let rounds: Vec<Option<&str>> = (0..KILL_ROUNDS)
+    let kill_rounds = kill_rounds();
+    let rounds: Vec<Option<&str>> = (0..kill_rounds)
         .map(|_| None)
         .chain(CRASH_POINTS.iter().map(|p| Some(*p)))
         .collect();
@@ -182,7 +189,7 @@ fn acknowledged_writes_survive_sigkill_and_crash_points_exactly_once() {
         }
     }
     assert!(
-        kills >= KILL_ROUNDS as usize,
+        kills >= kill_rounds as usize,
         "only {kills} SIGKILL rounds ran"
     );
     assert!(

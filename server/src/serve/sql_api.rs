@@ -196,7 +196,8 @@ pub async fn sql(
         return arrow_response(stream, limit);
     }
     let schema = stream.schema();
-    let (batches, truncated) = take(stream, limit).await?;
+    let memory_limit = usize::try_from(config.memory_limit_bytes).unwrap_or(usize::MAX);
+    let (batches, truncated) = take(stream, limit, memory_limit).await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let columns = json_columns(&schema, &batches)
         .map_err(|e| ApiError::from(QueryFailure::Internal(e.to_string())))?;
@@ -314,15 +315,25 @@ fn time_value(name: &str, value: &Value) -> Result<ScalarValue, ApiError> {
 }
 
 /// Up to `limit` rows, and whether more were there. Stops reading (cancelling the query)
-/// once past the limit.
+/// once past the limit. A JSON answer is built in memory: the batches it collects may hold at
+/// most `memory_limit` bytes together (each batch alone is already within the query's pool).
 async fn take(
     mut stream: SendableRecordBatchStream,
     limit: usize,
+    memory_limit: usize,
 ) -> Result<(Vec<RecordBatch>, bool), ApiError> {
     let mut batches = Vec::new();
     let mut rows = 0usize;
+    let mut held = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(QueryFailure::from_datafusion)?;
+        held = held.saturating_add(batch.get_array_memory_size());
+        if held > memory_limit {
+            return Err(ApiError::from(QueryFailure::ResourcesExhausted(format!(
+                "the JSON answer would hold more than {memory_limit} bytes after {rows} rows; \
+                 ask for fewer rows or columns, or for Arrow IPC, which streams"
+            ))));
+        }
         if rows + batch.num_rows() > limit {
             batches.push(batch.slice(0, limit - rows));
             return Ok((batches, true));

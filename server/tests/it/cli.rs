@@ -29,6 +29,20 @@ pub fn import_ok(store: &Path, kind: &str, file: &Path) {
     assert!(o.status.success(), "{kind}: {}", stderr(&o));
 }
 
+/// `vigil generate` of a small cluster's telemetry as Parquet files into `out`.
+pub fn generate(out: &Path, pods: &str, hours: &str) {
+    let o = vigil(&[
+        "generate",
+        "--out",
+        out.to_str().unwrap(),
+        "--pods",
+        pods,
+        "--hours",
+        hours,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 pub fn sql(store: &Path, query: &str) -> String {
     let o = vigil(&[
         "sql",
@@ -238,16 +252,7 @@ fn generated_telemetry_imports_and_queries_in_every_format() {
 fn bad_sql_exits_non_zero_with_the_problem_named() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let o = vigil(&[
-        "generate",
-        "--out",
-        data.to_str().unwrap(),
-        "--pods",
-        "2",
-        "--hours",
-        "0.05",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&data, "2", "0.05");
     let store = tmp.path().join("store");
     import_ok(&store, "metrics", &data.join("metrics.parquet"));
     let dir = &store;

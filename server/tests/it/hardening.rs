@@ -435,3 +435,47 @@ fn a_query_that_panics_fails_alone_with_an_internal_error() {
     assert!(r.json()["rows"][0][0].as_i64().unwrap() > 0);
     wait_idle(&server, Duration::from_secs(5));
 }
+
+#[test]
+fn statements_with_several_problems_or_unreadable_files_are_the_callers_errors() {
+    // Found by the SQL fuzzing campaign: the planner reports several problems of one
+    // statement together, and an admin may point a table at a file that is no CSV; both
+    // were answered as internal errors (500).
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&store(dir.path()), Some(&config("")));
+    let r = sql_request(&server, Some(ANALYST), json!({"sql": "SELECT a.pod, cou"}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_sql", "{}", r.text());
+    assert_eq!(r.json()["error"]["column"], 8, "{}", r.text());
+    let bad_csv = dir.path().join("not.csv");
+    std::fs::write(&bad_csv, "a\nb,c,d\n").unwrap();
+    let r = sql_request(
+        &server,
+        Some(ADMIN),
+        json!({"sql": format!("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '{}'", bad_csv.display())}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+#[test]
+fn a_json_answer_holds_at_most_the_query_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &store(dir.path()),
+        Some(&config("[query]\nmemory_limit_bytes = 4194304\n")),
+    );
+    // 100,000 rows of about 110 bytes: every batch fits in 4 MiB, all of them do not.
+    let wide = "SELECT a.ts, repeat('x', 100) AS pad FROM metrics a, \
+                (SELECT * FROM generate_series(1, 100)) b";
+    let r = sql_request(
+        &server,
+        Some(ANALYST),
+        json!({"sql": wide, "limit": 100000}),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("JSON answer"), "{}", r.text());
+    // Fewer rows fit.
+    let r = sql_request(&server, Some(ANALYST), json!({"sql": wide, "limit": 1000}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rows"].as_array().unwrap().len(), 1000);
+}

@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::cli::{import_ok, sql, stderr, stdout, vigil};
+use crate::cli::{generate, import_ok, sql, stderr, stdout, vigil};
 use crate::server::Server;
 use crate::sql::{ADMIN, INGEST, SHOP, config};
 
@@ -171,16 +171,7 @@ fn import_errors_name_the_files_line_and_say_what_is_wrong() {
 fn a_parquet_file_with_a_damaged_page_is_rejected_whole_and_the_import_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = vigil(&[
-        "generate",
-        "--out",
-        data.to_str().unwrap(),
-        "--pods",
-        "20",
-        "--hours",
-        "0.1",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&data, "20", "0.1");
     let good = data.join("metrics.parquet");
     let bytes = std::fs::read(&good).unwrap();
     let rows: usize = {

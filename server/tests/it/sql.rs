@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{import_ok, stderr, vigil};
+use crate::cli::{generate, import_ok, stderr, vigil};
 use crate::server::Server;
 
 /// Secrets of the tokens in [`config`]; the file holds their SHA-256.
@@ -69,16 +69,7 @@ pub(crate) fn config(extra: &str) -> String {
 pub(crate) fn store(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     let store = dir.join("store");
-    let o = vigil(&[
-        "generate",
-        "--out",
-        data.to_str().unwrap(),
-        "--pods",
-        "40",
-        "--hours",
-        "0.25",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    generate(&data, "40", "0.25");
     for table in ["metrics", "logs", "spans", "audit", "events"] {
         import_ok(&store, table, &data.join(format!("{table}.parquet")));
     }

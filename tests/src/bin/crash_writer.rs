@@ -1,6 +1,6 @@
 //! The child process of the crash test: writes numbered batches in `sync` mode from several
 //! threads, with flushes and compactions happening all the time, and prints `ack <id>` for
-//! every write the store acknowledged. The parent kills it with SIGKILL (or a fail point
+//! every write the store acknowledged, with retention passes running as well. The parent kills it with SIGKILL (or a fail point
 //! aborts it) and checks the store afterwards.
 //!
 //! Usage: crash_writer DIR FIRST_ID WRITERS [COUNT]
@@ -12,7 +12,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vigil_storage::{Durability, SegmentLayout, SignalKind, Store, StoreOptions};
+use vigil_storage::{
+    Durability, RetentionOptions, RetentionPolicy, RetentionRule, SegmentLayout, SignalKind, Store,
+    StoreOptions,
+};
 use vigil_tests::crash_batch;
 
 fn main() {
@@ -36,6 +39,22 @@ fn main() {
             zstd_level: 1,
         },
         background: true,
+        // Retention passes run all the time too, with rules that apply to these rows
+        // (kept a century) and to others (a second), so they evaluate and delete nothing
+        // acknowledged.
+        retention: RetentionOptions {
+            policy: RetentionPolicy::new(vec![
+                RetentionRule::new(SignalKind::Metric, Duration::from_secs(100 * 365 * 86_400)),
+                RetentionRule {
+                    metric: Some("not_crash_*".into()),
+                    ..RetentionRule::new(SignalKind::Metric, Duration::from_secs(1))
+                },
+                RetentionRule::new(SignalKind::Log, Duration::from_secs(1)),
+            ])
+            .expect("valid rules"),
+            check_every: Duration::from_secs(1),
+            change_grace: Duration::ZERO,
+        },
         ..StoreOptions::default()
     };
     let store = Arc::new(Store::open(dir, options).expect("open store"));
