@@ -16,16 +16,21 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Imports `file` as rows of `kind`, which must succeed.
-pub fn import_ok(store: &Path, kind: &str, file: &Path) {
-    let o = vigil(&[
+/// `vigil import` of `file` as rows of `kind` into `store`.
+pub fn import(store: &Path, kind: &str, file: &Path) -> Output {
+    vigil(&[
         "import",
         "--data-dir",
         store.to_str().unwrap(),
         "--kind",
         kind,
         file.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// Imports `file` as rows of `kind`, which must succeed.
+pub fn import_ok(store: &Path, kind: &str, file: &Path) {
+    let o = import(store, kind, file);
     assert!(o.status.success(), "{kind}: {}", stderr(&o));
 }
 

@@ -15,14 +15,7 @@ use crate::sql::{ADMIN, INGEST, SHOP, config};
 
 /// `vigil import` of `file` as `kind` into `store`: (success, stderr).
 fn import(store: &std::path::Path, kind: &str, file: &std::path::Path) -> (bool, String) {
-    let o = vigil(&[
-        "import",
-        "--data-dir",
-        store.to_str().unwrap(),
-        "--kind",
-        kind,
-        file.to_str().unwrap(),
-    ]);
+    let o = crate::cli::import(store, kind, file);
     (o.status.success(), stderr(&o))
 }
 
@@ -577,16 +570,8 @@ fn command_line_errors_say_what_is_wrong_once() {
 
     // A file where a store directory should be.
     let file = dir.path().join("rows.csv");
-    let o = vigil(&[
-        "import",
-        "--data-dir",
-        file.to_str().unwrap(),
-        "--kind",
-        "log",
-        file.to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    let err = stderr(&o);
+    let (ok, err) = import(&file, "log", &file);
+    assert!(!ok);
     assert!(
         err.contains("is a file") && !err.contains("File exists"),
         "{err}"
